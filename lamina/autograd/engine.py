@@ -1,0 +1,152 @@
+"""The backward pass: an iterative walk over the graph in reverse topological order.
+
+Two sweeps, both with explicit stacks (no recursion, so a 100,000-node chain is fine):
+1. from the root, count for every tensor that needs a gradient how many recorded
+   consumers it has inside this graph;
+2. starting at the root, call each node's backward once all its consumers have sent
+   their contribution; contributions are summed (fan-out gets both), leaves accumulate
+   into ``.grad``.
+Time and memory are linear in the size of the graph.
+"""
+from .. import backend as B
+from ..tensor import Tensor, freed_fn, plain
+
+
+def _check_root(root, gradient):
+    if not isinstance(root, Tensor):
+        raise TypeError(f"backward: expected a Tensor, got {type(root).__name__}")
+    if not root.requires_grad:
+        raise RuntimeError("backward: element 0 of tensors does not require grad and does not "
+                           "have a grad_fn (the tensor was not computed from anything that "
+                           "requires grad, or grad mode was off)")
+    if gradient is None:
+        if root.data.size != 1:
+            raise RuntimeError(f"backward: grad can be implicitly created only for scalar "
+                               f"outputs; this tensor has shape {tuple(root.shape)}, pass "
+                               f"gradient= of that shape")
+        return B.xp.ones(root.shape, dtype=root.dtype)
+    g = gradient.data if isinstance(gradient, Tensor) else B.xp.asarray(gradient,
+                                                                          dtype=root.dtype)
+    if g.shape != root.shape:
+        raise RuntimeError(f"backward: gradient has shape {tuple(g.shape)} but the tensor has "
+                           f"shape {tuple(root.shape)}")
+    return g
+
+
+def _count_consumers(roots):
+    """Map id(tensor) -> number of recorded consumers, over tensors that require grad."""
+    deps = {}
+    stack = []
+    for r in roots:
+        if id(r) not in deps:
+            deps[id(r)] = 0
+            stack.append(r)
+    while stack:
+        t = stack.pop()
+        fn = t._fn
+        if fn is None:
+            continue
+        if fn is freed_fn:
+            freed_fn(None)
+        for p in t._parents:
+            if p is None or not p.requires_grad:
+                continue
+            k = id(p)
+            if k in deps:
+                deps[k] += 1
+            else:
+                deps[k] = 1
+                stack.append(p)
+    return deps
+
+
+def _accumulate_leaf(t, g):
+    if g.dtype != t.data.dtype:
+        g = g.astype(t.data.dtype)
+    grad = t.grad
+    if grad is None:
+        if g.shape != t.data.shape:
+            raise RuntimeError(f"backward: gradient of shape {tuple(g.shape)} arrived for a "
+                               f"tensor of shape {tuple(t.data.shape)} (a bug in an op's "
+                               f"backward or in a hook)")
+        t.grad = plain(g.copy())
+    else:
+        grad.data += g
+
+
+def _run_hooks(t, g):
+    for hook in t._hooks:
+        out = hook(plain(g))
+        if out is not None:
+            g = out.data if isinstance(out, Tensor) else B.xp.asarray(out)
+    return g
+
+
+def execute(roots, root_grads, retain_graph=False, capture=None):
+    """Backpropagate ``root_grads`` from ``roots``.
+
+    With ``capture`` (a list of tensors) nothing is accumulated into ``.grad``; the
+    gradients reaching those tensors are returned instead, in order (None where none
+    arrives). Otherwise leaves accumulate and None is returned.
+    """
+    deps = _count_consumers(roots)
+    grads = {}
+    for r, g in zip(roots, root_grads):
+        k = id(r)
+        grads[k] = grads[k] + g if k in grads else g
+    captured = None
+    if capture is not None:
+        captured = {id(t): None for t in capture}
+    ready = []
+    for r in roots:
+        if deps[id(r)] == 0 and all(r is not q for q in ready):
+            ready.append(r)
+    while ready:
+        t = ready.pop()
+        k = id(t)
+        g = grads.pop(k, None)
+        fn = t._fn
+        parents = t._parents
+        if g is not None:
+            if t._hooks:
+                g = _run_hooks(t, g)
+            if captured is not None:
+                if k in captured:
+                    captured[k] = g
+            elif fn is None or t._retain:
+                _accumulate_leaf(t, g)
+        if fn is None:
+            continue
+        if g is not None:
+            pgrads = fn(g)
+        else:
+            pgrads = (None,) * len(parents)
+        for p, pg in zip(parents, pgrads):
+            if p is None or not p.requires_grad:
+                continue
+            pk = id(p)
+            if pg is not None:
+                prev = grads.get(pk)
+                grads[pk] = pg if prev is None else prev + pg
+            n = deps[pk] - 1
+            deps[pk] = n
+            if n == 0:
+                ready.append(p)
+        if not retain_graph:
+            t._fn = freed_fn
+            t._parents = ()
+    if captured is not None:
+        return [captured[id(t)] for t in capture]
+    return None
+
+
+def run_backward(root, gradient=None, retain_graph=False, inputs=None):
+    """``root.backward(gradient)``: accumulate gradients into the leaves' ``.grad``."""
+    g = _check_root(root, gradient)
+    if inputs is None:
+        execute((root,), (g,), retain_graph)
+        return
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    for t, gi in zip(inputs, execute((root,), (g,), retain_graph, capture=inputs)):
+        if gi is not None:
+            _accumulate_leaf(t, gi)

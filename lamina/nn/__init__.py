@@ -1,0 +1,6 @@
+"""Networks from modules: Module, Parameter, containers, layers, ``functional`` and ``init``."""
+from ..tensor import Parameter
+from .module import Module
+from .containers import Sequential, ModuleList, ModuleDict
+from .layers import *  # noqa: F401,F403
+from . import functional, init, utils

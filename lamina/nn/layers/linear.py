@@ -1,0 +1,75 @@
+"""Fully connected layers and shape plumbing: Linear, Identity, Flatten, Unflatten."""
+import math
+
+from ... import backend as B
+from ... import ops
+from ...tensor import Parameter
+from .. import init
+from ..module import Module
+
+
+class Linear(Module):
+    """y = x W^T + b. x: (*, in_features) -> (*, out_features).
+
+    Initialised as in PyTorch: W, b ~ U(-1/sqrt(in), 1/sqrt(in)).
+    """
+
+    def __init__(self, in_features, out_features, bias=True, dtype=None):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        dtype = B.get_default_dtype() if dtype is None else B.to_dtype(dtype)
+        self.weight = Parameter(B.xp.empty((out_features, in_features), dtype=dtype))
+        self.bias = Parameter(B.xp.empty(out_features, dtype=dtype)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        bound = 1.0 / math.sqrt(self.in_features) if self.in_features else 0.0
+        init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x):
+        if x.shape[-1:] != (self.in_features,):
+            raise ValueError(f"Linear({self.in_features}, {self.out_features}): input of shape "
+                             f"{tuple(x.shape)} does not end in {self.in_features} features")
+        return ops.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class Identity(Module):
+    """Returns its input (placeholder in architectures)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        return x
+
+
+class Flatten(Module):
+    """(N, d1, d2, ...) -> (N, d1*d2*...) for the default dims 1..-1."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        return ops.flatten(x, self.start_dim, self.end_dim)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Unflatten(Module):
+    def __init__(self, dim, unflattened_size):
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, x):
+        return ops.unflatten(x, self.dim, self.unflattened_size)
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"

@@ -1,0 +1,208 @@
+"""Matrix products: matmul (batched, broadcasting), linear (fused x W^T + b), einsum."""
+from .. import backend as B
+from .. import grad_mode
+from ..tensor import Tensor, plain, result
+from .elementwise import unbroadcast
+
+
+def _mm_error(op, a, b):
+    sa, sb = tuple(a.shape), tuple(b.shape)
+    return ValueError(f"{op}: shapes {sa} and {sb} cannot be multiplied "
+                      f"({sa[-1] if sa else 0} vs {sb[-2] if len(sb) > 1 else sb[0] if sb else 0} "
+                      f"in the contracted dimension)")
+
+
+def matmul(a, b):
+    """``a @ b`` with NumPy semantics: 1-D operands are promoted, batch dims broadcast."""
+    if not isinstance(a, Tensor):
+        a = plain(B.xp.asarray(a))
+    if not isinstance(b, Tensor):
+        b = plain(B.xp.asarray(b))
+    ad, bd = a.data, b.data
+    if ad.ndim == 0 or bd.ndim == 0:
+        raise ValueError(f"matmul: both arguments need at least 1 dimension, got shapes "
+                         f"{tuple(ad.shape)} and {tuple(bd.shape)}")
+    try:
+        out = ad @ bd
+    except ValueError:
+        raise _mm_error("matmul", ad, bd) from None
+    ga = a.requires_grad and grad_mode.enabled
+    gb = b.requires_grad and grad_mode.enabled
+    if not (ga or gb):
+        return plain(out)
+    if ad.ndim == 2 and bd.ndim == 2:
+        return result(out, (a if ga else None, b if gb else None), lambda g: (
+            g @ bd.T if ga else None, ad.T @ g if gb else None))
+
+    def backward(g):
+        a2 = ad[None, :] if ad.ndim == 1 else ad
+        b2 = bd[:, None] if bd.ndim == 1 else bd
+        g2 = g
+        if ad.ndim == 1:
+            g2 = B.xp.expand_dims(g2, -2)
+        if bd.ndim == 1:
+            g2 = B.xp.expand_dims(g2, -1)
+        da = db = None
+        if ga:
+            da = unbroadcast(g2 @ b2.swapaxes(-1, -2), a2.shape)
+            da = da.reshape(ad.shape)
+        if gb:
+            db = unbroadcast(a2.swapaxes(-1, -2) @ g2, b2.shape)
+            db = db.reshape(bd.shape)
+        return da, db
+    return result(out, (a if ga else None, b if gb else None), backward)
+
+
+def mm(a, b):
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"mm: expects 2-D tensors, got shapes {tuple(a.shape)} and "
+                         f"{tuple(b.shape)}")
+    return matmul(a, b)
+
+
+def bmm(a, b):
+    if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0]:
+        raise ValueError(f"bmm: expects 3-D tensors with equal batch size, got shapes "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+    return matmul(a, b)
+
+
+def dot(a, b):
+    if a.ndim != 1 or b.ndim != 1:
+        raise ValueError(f"dot: expects 1-D tensors, got shapes {tuple(a.shape)} and "
+                         f"{tuple(b.shape)}")
+    return matmul(a, b)
+
+
+def outer(a, b):
+    from .shape import reshape
+    return matmul(reshape(a, -1, 1), reshape(b, 1, -1))
+
+
+def linear(x, weight, bias=None):
+    """y = x W^T + b, one node. x: (*, in), weight: (out, in), bias: (out,) -> (*, out)."""
+    xd, wd = x.data, weight.data
+    if xd.ndim == 0 or xd.shape[-1] != wd.shape[-1] or wd.ndim != 2:
+        raise ValueError(f"linear: input of shape {tuple(xd.shape)} does not match weight of "
+                         f"shape {tuple(wd.shape)} (expected last input dimension "
+                         f"{wd.shape[-1] if wd.ndim else '?'})")
+    out = xd @ wd.T
+    if bias is not None:
+        out += bias.data
+    gx = x.requires_grad and grad_mode.enabled
+    gw = weight.requires_grad and grad_mode.enabled
+    gb = bias is not None and bias.requires_grad and grad_mode.enabled
+    if not (gx or gw or gb):
+        return plain(out)
+    if xd.ndim == 2:
+        def backward(g):
+            return (g @ wd if gx else None, g.T @ xd if gw else None,
+                    g.sum(0) if gb else None)
+    else:
+        def backward(g):
+            g2 = g.reshape(-1, g.shape[-1])
+            return (g @ wd if gx else None,
+                    g2.T @ xd.reshape(-1, xd.shape[-1]) if gw else None,
+                    g2.sum(0) if gb else None)
+    return result(out, (x if gx else None, weight if gw else None, bias if gb else None),
+                  backward)
+
+
+# ---------------------------------------------------------------- einsum
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _parse_einsum(eq, shapes):
+    """Explicit subscripts (ellipsis expanded) for each operand and the output."""
+    eq = eq.replace(" ", "")
+    if "->" in eq:
+        lhs, rhs = eq.split("->")
+    else:
+        lhs, rhs = eq, None
+    ins = lhs.split(",")
+    if len(ins) != len(shapes):
+        raise ValueError(f"einsum: equation {eq!r} has {len(ins)} operands, got {len(shapes)}")
+    used = set(c for c in eq if c.isalpha())
+    free = [c for c in _LETTERS if c not in used]
+    ell_nd = 0
+    for s, shape in zip(ins, shapes):
+        if "..." in s:
+            ell_nd = max(ell_nd, len(shape) - (len(s) - 3))
+    ell = "".join(free[:ell_nd])
+    subs = []
+    for s, shape in zip(ins, shapes):
+        if "..." in s:
+            n = len(shape) - (len(s) - 3)
+            s = s.replace("...", ell[ell_nd - n:] if n else "")
+        if len(s) != len(shape):
+            raise ValueError(f"einsum: operand subscripts {s!r} do not match shape "
+                             f"{tuple(shape)}")
+        subs.append(s)
+    if rhs is None:
+        counts = {}
+        for s in subs:
+            for c in s:
+                counts[c] = counts.get(c, 0) + 1
+        rhs = ell + "".join(sorted(c for c, k in counts.items() if k == 1 and c not in ell))
+    else:
+        rhs = rhs.replace("...", ell)
+    return subs, rhs
+
+
+def einsum(equation, *operands):
+    """Einstein summation, e.g. ``einsum('bij,bjk->bik', a, b)``; differentiable in every
+    operand (ellipsis, broadcasting and repeated subscripts included)."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    ops = [o if isinstance(o, Tensor) else plain(B.xp.asarray(o)) for o in operands]
+    subs, out_sub = _parse_einsum(equation, [o.shape for o in ops])
+    sizes = {}
+    for s, o in zip(subs, ops):
+        for c, n in zip(s, o.shape):
+            if sizes.get(c, 1) == 1:
+                sizes[c] = n
+            elif n != 1 and n != sizes[c]:
+                raise ValueError(f"einsum: subscript {c!r} has size {n} in one operand and "
+                                 f"{sizes[c]} in another ({equation!r})")
+    # broadcast size-1 dims so every letter has one size (grads are summed back)
+    arrays = []
+    for s, o in zip(subs, ops):
+        target = tuple(sizes[c] for c in s)
+        arrays.append(o.data if o.shape == target else B.xp.broadcast_to(o.data, target))
+    expr = ",".join(subs) + "->" + out_sub
+    out = B.xp.einsum(expr, *arrays, optimize=len(arrays) > 2)
+    need = [o.requires_grad and grad_mode.enabled for o in ops]
+    if not any(need):
+        return plain(out)
+
+    def backward(g):
+        grads = []
+        for i, (s, o) in enumerate(zip(subs, ops)):
+            if not need[i]:
+                grads.append(None)
+                continue
+            gi = _einsum_operand_grad(g, out_sub, subs, arrays, i, sizes)
+            grads.append(unbroadcast(gi, o.shape) if gi.shape != o.shape else gi)
+        return tuple(grads)
+    return result(out, tuple(o if n else None for o, n in zip(ops, need)), backward)
+
+
+def _einsum_operand_grad(g, out_sub, subs, arrays, i, sizes):
+    target = subs[i]
+    uniq = "".join(dict.fromkeys(target))
+    others = [(s, a) for j, (s, a) in enumerate(zip(subs, arrays)) if j != i]
+    present = set(out_sub) | set("".join(s for s, _ in others))
+    # letters only in this operand were summed away: the gradient is constant along them
+    reduced = "".join(c for c in uniq if c in present)
+    expr = ",".join([out_sub] + [s for s, _ in others]) + "->" + reduced
+    gi = B.xp.einsum(expr, g, *[a for _, a in others], optimize=len(others) > 1)
+    full_shape = tuple(sizes[c] for c in uniq)
+    gi = B.xp.broadcast_to(B.xp.expand_dims(gi, tuple(k for k, c in enumerate(uniq)
+                                                       if c not in present)), full_shape)
+    if uniq == target:
+        return B.xp.ascontiguousarray(gi)
+    # repeated subscripts (a diagonal): place the gradient on that diagonal
+    z = B.xp.zeros(tuple(sizes[c] for c in target), dtype=g.dtype)
+    diag = B.xp.einsum(target + "->" + uniq, z)
+    diag[...] = gi
+    return z
