@@ -35,17 +35,37 @@ class _GradMode:
         return wrapper
 
 
-def no_grad():
-    """``with lamina.no_grad():`` runs operations without recording them."""
-    return _GradMode(False)
+def no_grad(fn=None):
+    """``with lamina.no_grad():`` runs operations without recording them; also a decorator,
+    with or without parentheses (``@lamina.no_grad`` / ``@lamina.no_grad()``)."""
+    return _GradMode(False) if fn is None else _GradMode(False)(fn)
 
 
-def enable_grad():
-    return _GradMode(True)
+def enable_grad(fn=None):
+    """Turn recording back on (inside ``no_grad``); a context manager or decorator."""
+    return _GradMode(True) if fn is None else _GradMode(True)(fn)
 
 
-def set_grad_enabled(mode):
-    return _GradMode(bool(mode))
+class set_grad_enabled(_GradMode):
+    """``set_grad_enabled(False)`` switches recording off at once, as in PyTorch; used in a
+    ``with`` it restores the previous mode on exit."""
+
+    __slots__ = ()
+
+    def __init__(self, mode):
+        global enabled
+        super().__init__(bool(mode))
+        self.prev = enabled
+        enabled = self.mode
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, fn):
+        # as a decorator the mode applies only while fn runs: undo the immediate switch
+        global enabled
+        enabled = self.prev
+        return _GradMode(self.mode)(fn)
 
 
 def is_grad_enabled():

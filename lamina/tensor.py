@@ -38,6 +38,9 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         arr = B.xp.asarray(data, dtype=B.to_dtype(dtype))
+        if dtype is None and arr.dtype == B.float64 and \
+                not isinstance(data, (_ndarray, B.xp.generic)):
+            arr = arr.astype(B.get_default_dtype())  # Python floats -> float32, as tensor()
         self.data = arr
         self.grad = None
         self._fn = None
@@ -125,16 +128,32 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __repr__(self):
-        body = B.xp.array2string(B.xp.asarray(self.data), separator=", ", prefix="tensor(")
-        extra = ""
-        if self.data.dtype != B.get_default_dtype() and self.data.dtype != B.int64 \
-                and self.data.dtype != B.bool_:
-            extra += f", dtype={self.data.dtype}"
+        data = self.data
+        suffixes = []
+        if data.size == 0:
+            body = "[]"
+            if data.ndim != 1:
+                suffixes.append(f"size={tuple(data.shape)}")
+            if data.dtype != B.get_default_dtype():
+                suffixes.append(f"dtype=lamina.{data.dtype}")
+        else:
+            body = _format_array(data)
+            if data.dtype not in (B.get_default_dtype(), B.int64, B.bool_):
+                suffixes.append(f"dtype=lamina.{data.dtype}")
         if self._fn is not None:
-            extra += f", grad_fn=<{_fn_name(self._fn)}>"
+            suffixes.append(f"grad_fn=<{_fn_name(self._fn)}>")
         elif self.requires_grad:
-            extra += ", requires_grad=True"
-        return f"tensor({body}{extra})"
+            suffixes.append("requires_grad=True")
+        out = "tensor(" + body
+        line = len(out) - out.rfind("\n")  # a suffix that does not fit goes on its own line
+        for sfx in suffixes:
+            if line + len(sfx) + 3 > 80:
+                out += ",\n       " + sfx
+                line = 7 + len(sfx)
+            else:
+                out += ", " + sfx
+                line += len(sfx) + 2
+        return out + ")"
 
     # ------------------------------------------------------------ autograd
     def requires_grad_(self, requires_grad=True):
@@ -228,6 +247,7 @@ class Tensor:
         return self
 
     def sub_(self, other, alpha=1):
+        self._check_inplace("sub_")
         return self.add_(other, -alpha)
 
     def mul_(self, other):
@@ -257,38 +277,73 @@ class Tensor:
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         """NumPy calls on tensors: ``arr -= lr * p.grad`` writes into ``arr`` (raw arrays);
-        ``arr + t`` and friends return a Tensor through lamina's own ops."""
+        ``arr + t`` and friends return a Tensor through lamina's own ops. A NumPy call
+        that lamina cannot differentiate raises TypeError on a tensor that requires grad."""
         out = kwargs.get("out")
-        if out is not None or method != "__call__":
+        if out is not None:
+            for o in out:
+                if isinstance(o, Tensor):
+                    o._check_inplace(f"numpy.{ufunc.__name__}(out=)")
+            kwargs["out"] = tuple(x.data if isinstance(x, Tensor) else x for x in out)
             raw = tuple(x.data if isinstance(x, Tensor) else x for x in inputs)
-            if out is not None:
-                kwargs["out"] = tuple(x.data if isinstance(x, Tensor) else x for x in out)
-            return getattr(ufunc, method)(*raw, **kwargs)
+            res = getattr(ufunc, method)(*raw, **kwargs)
+            if len(out) == 1:
+                return out[0] if isinstance(out[0], Tensor) else res
+            return tuple(o if isinstance(o, Tensor) else r for o, r in zip(out, res))
         from .tensor_methods import UFUNC_OPS
-        op = UFUNC_OPS.get(ufunc.__name__)
+        op = UFUNC_OPS.get(ufunc.__name__) if method == "__call__" and not kwargs else None
         if op is None:
-            if any(isinstance(x, Tensor) and x.requires_grad for x in inputs):
-                raise TypeError(f"numpy.{ufunc.__name__} on a tensor that requires grad would "
-                                f"not be differentiated; use the lamina op instead")
+            if grad_mode.enabled and any(isinstance(x, Tensor) and x.requires_grad
+                                         for x in inputs):
+                what = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
+                raise TypeError(f"numpy.{what} on a tensor that requires grad would not be "
+                                f"differentiated; use the lamina op instead")
             raw = tuple(x.data if isinstance(x, Tensor) else x for x in inputs)
-            return plain(ufunc(*raw, **kwargs))
-        return op(*[x if isinstance(x, Tensor) else plain(B.xp.asarray(x)) for x in inputs])
+            res = getattr(ufunc, method)(*raw, **kwargs)
+            if res is None:  # ufunc.at works in place
+                return None
+            return tuple(plain(r) for r in res) if isinstance(res, tuple) else plain(res)
+        # NumPy scalars act like Python scalars (np.float64(2) * t keeps t's float32)
+        return op(*[x if isinstance(x, Tensor) else x.item() if isinstance(x, B.xp.generic)
+                    else plain(B.xp.asarray(x)) for x in inputs])
+
+
+_GRAD_SLOT = Tensor.__dict__["grad"]
 
 
 class Parameter(Tensor):
-    """A leaf tensor that a Module registers as one of its parameters."""
+    """A leaf tensor that a Module registers as one of its parameters.
 
-    __slots__ = ("_flat",)
+    When bound to a flat buffer, an optimizer's ``zero_grad`` only marks the gradient as
+    zero (``_gzero``) instead of filling it; the autograd engine then writes the first
+    gradient straight into the storage, and reading ``.grad`` fills the zeros on demand.
+    """
+
+    __slots__ = ("_flat", "_gzero")
 
     def __init__(self, data=None, requires_grad=True):
         if data is None:
             data = B.xp.empty(0, dtype=B.get_default_dtype())
+        self._gzero = False
         super().__init__(data)
         self._flat = None
         self.requires_grad = bool(requires_grad)
         if requires_grad and self.data.dtype.kind != "f":
             raise RuntimeError(f"Parameter: only floating point tensors can require gradients, "
                                f"got dtype {self.data.dtype}")
+
+    @property
+    def grad(self):
+        g = _GRAD_SLOT.__get__(self)
+        if self._gzero:
+            g.data.fill(0)
+            self._gzero = False
+        return g
+
+    @grad.setter
+    def grad(self, value):
+        _GRAD_SLOT.__set__(self, value)
+        self._gzero = False
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
@@ -306,8 +361,65 @@ class _HookHandle:
 
 
 def _fn_name(fn):
+    """``mul.<locals>.<lambda>`` -> ``MulBackward``; a Function's ``CubeBackward`` stays."""
     name = getattr(fn, "__qualname__", type(fn).__name__)
-    return name.replace(".<locals>.", ":").replace("<lambda>", "backward")
+    if name.endswith("Backward"):
+        return name
+    outer = name.split(".")[0].strip("_<>")
+    return "".join(w.capitalize() for w in outer.split("_")) + "Backward"
+
+
+def _format_array(data):
+    """The body of a tensor's repr, laid out as PyTorch does: floats with 4 decimals, or
+    scientific notation when magnitudes span more than 1000x or leave [1e-4, 1e8]; more
+    than 1000 elements are summarized to 3 at each edge."""
+    np = B.numpy
+    arr = data.get() if hasattr(data, "get") else np.asarray(data)
+    summarize = arr.size > 1000
+    # the format is decided on what is shown
+    shown = arr[np.ix_(*[np.r_[0:n] if n <= 6 else np.r_[0:3, n - 3:n] for n in arr.shape])] \
+        if summarize else arr
+    if arr.dtype.kind != "f":
+        width = max(len(str(v)) for v in shown.reshape(-1).tolist())
+        fmt = str
+    else:
+        vals = shown[np.isfinite(shown) & (shown != 0)].astype(np.float64)
+        int_mode = bool(np.all(vals == np.ceil(vals)))
+        fmt = _whole_number if int_mode else "{:.4f}".format
+        width = 1
+        if vals.size:
+            lo, hi = np.abs(vals).min(), np.abs(vals).max()
+            if hi / lo > 1000.0 or hi > 1e8 or (not int_mode and lo < 1e-4):
+                fmt = "{:.4e}".format
+            width = max(len(fmt(v)) for v in vals.tolist())
+
+    def one(v):
+        s = fmt(v)
+        return " " * (width - len(s)) + s
+
+    return _nested_str(arr, len("tensor("), summarize, one, width)
+
+
+def _whole_number(v):
+    s = f"{v:.0f}"
+    return s if s in ("nan", "inf", "-inf") else s + "."
+
+
+def _nested_str(a, indent, summarize, one, width):
+    if a.ndim == 0:
+        return one(a.item())
+    n = a.shape[0]
+    cut = summarize and n > 6
+    if a.ndim == 1:
+        items = [one(v) for v in a[:3].tolist()] + [" ..."] + [one(v) for v in a[-3:].tolist()] \
+            if cut else [one(v) for v in a.tolist()]
+        per_line = max(1, (80 - indent) // (width + 2))
+        lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+        return "[" + (",\n" + " " * (indent + 1)).join(lines) + "]"
+    rows = [0, 1, 2, None, n - 3, n - 2, n - 1] if cut else range(n)
+    parts = ["..." if i is None else _nested_str(a[i], indent + 1, summarize, one, width)
+             for i in rows]
+    return "[" + ("," + "\n" * (a.ndim - 1) + " " * (indent + 1)).join(parts) + "]"
 
 
 # ---------------------------------------------------------------- fast constructors
@@ -475,8 +587,12 @@ def randn(*size, dtype=None, requires_grad=False):
 
 
 def randint(low, high=None, size=(), dtype=None):
-    if high is None:
+    """Integers in [low, high); ``randint(high, size)`` as in PyTorch. int64 by default."""
+    if isinstance(high, (tuple, list)):
+        low, high, size = 0, low, high
+    elif high is None:
         low, high = 0, low
+    size = (size,) if isinstance(size, int) else size
     dtype = B.int64 if dtype is None else B.to_dtype(dtype)
     return plain(B.rng().integers(low, high, size=tuple(size), dtype=dtype))
 

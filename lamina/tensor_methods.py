@@ -26,6 +26,10 @@ def _inplace(fn, name):
                 return fn(self, other)
             other = other.data
         out = fn(self, other).data
+        if out.dtype != self.data.dtype and not B.xp.can_cast(out.dtype, self.data.dtype,
+                                                             "same_kind"):
+            raise RuntimeError(f"{name}: result type {out.dtype} can't be cast to the "
+                               f"tensor's dtype {self.data.dtype}")
         if out.shape != self.data.shape:
             raise ValueError(f"{name}: result of shape {tuple(out.shape)} cannot be stored in a "
                              f"tensor of shape {tuple(self.data.shape)}")
@@ -95,7 +99,10 @@ METHODS = {
     "bmm": ops.bmm, "dot": ops.dot, "neg": ops.neg, "abs": ops.abs, "sign": ops.sign,
     "exp": ops.exp, "log": ops.log, "log2": ops.log2, "log10": ops.log10, "log1p": ops.log1p,
     "expm1": ops.expm1, "sqrt": ops.sqrt, "rsqrt": ops.rsqrt, "sin": ops.sin, "cos": ops.cos,
-    "tan": ops.tan, "tanh": ops.tanh, "sigmoid": ops.sigmoid, "relu": ops.relu,
+    "tan": ops.tan, "arctan": ops.arctan, "atan": ops.arctan, "sinh": ops.sinh,
+    "cosh": ops.cosh, "lerp": ops.lerp, "floor_divide": ops.floor_divide,
+    "where": lambda self, condition, other: ops.where(condition, self, other),
+    "tanh": ops.tanh, "sigmoid": ops.sigmoid, "relu": ops.relu,
     "square": ops.square, "reciprocal": ops.reciprocal, "floor": ops.floor, "ceil": ops.ceil,
     "round": ops.round, "trunc": ops.trunc, "remainder": ops.remainder,
     "clamp": ops.clamp, "clip": ops.clamp, "maximum": ops.maximum, "minimum": ops.minimum,
@@ -134,4 +141,8 @@ UFUNC_OPS = {
     "cos": ops.cos, "absolute": ops.abs, "maximum": ops.maximum, "minimum": ops.minimum,
     "equal": ops.eq, "not_equal": ops.ne, "less": ops.lt, "less_equal": ops.le,
     "greater": ops.gt, "greater_equal": ops.ge,
+    "square": ops.square, "reciprocal": ops.reciprocal, "log1p": ops.log1p,
+    "expm1": ops.expm1, "log2": ops.log2, "log10": ops.log10, "tan": ops.tan,
+    "arctan": ops.arctan, "sinh": ops.sinh, "cosh": ops.cosh, "sign": ops.sign,
+    "floor": ops.floor, "ceil": ops.ceil, "trunc": ops.trunc,
 }

@@ -9,7 +9,7 @@ Two sweeps, both with explicit stacks (no recursion, so a 100,000-node chain is 
 Time and memory are linear in the size of the graph.
 """
 from .. import backend as B
-from ..tensor import Tensor, freed_fn, plain
+from ..tensor import _GRAD_SLOT, Parameter, Tensor, freed_fn, plain
 
 
 def _check_root(root, gradient):
@@ -60,21 +60,49 @@ def _count_consumers(roots):
     return deps
 
 
+class LazyGrad:
+    """A gradient not computed yet: an op may return one for a leaf parameter so that the
+    engine can compute it straight into the parameter's (flat) gradient storage with
+    ``write_into(out)``, saving a temporary and an addition. Anywhere else it is
+    ``materialize()``d into an array. Subclasses define both plus ``shape`` and ``dtype``."""
+
+    __slots__ = ()
+    __array_ufunc__ = None  # so ``ndarray + lazy`` defers to __radd__ (not an object array)
+
+    def __add__(self, other):
+        return self.materialize() + _array(other)
+
+    __radd__ = __add__
+
+
+def _array(g):
+    return g.materialize() if isinstance(g, LazyGrad) else g
+
+
 def _accumulate_leaf(t, g):
     if g.dtype != t.data.dtype:
-        g = g.astype(t.data.dtype)
-    grad = t.grad
+        g = _array(g).astype(t.data.dtype)
+    grad = _GRAD_SLOT.__get__(t)
     if grad is None:
         if g.shape != t.data.shape:
             raise RuntimeError(f"backward: gradient of shape {tuple(g.shape)} arrived for a "
                                f"tensor of shape {tuple(t.data.shape)} (a bug in an op's "
                                f"backward or in a hook)")
-        t.grad = plain(g.copy())
+        # a materialized LazyGrad is a fresh array; anything else may be shared
+        t.grad = plain(g.materialize() if isinstance(g, LazyGrad) else g.copy())
+    elif isinstance(t, Parameter) and t._gzero:
+        # the grad storage is logically zero (lazy zero_grad): overwrite instead of add
+        if g.__class__ is not B.xp.ndarray and isinstance(g, LazyGrad):
+            g.write_into(grad.data)
+        else:
+            grad.data[...] = g
+        t._gzero = False
     else:
-        grad.data += g
+        grad.data += _array(g)
 
 
 def _run_hooks(t, g):
+    g = _array(g)
     for hook in t._hooks:
         out = hook(plain(g))
         if out is not None:
@@ -112,13 +140,13 @@ def execute(roots, root_grads, retain_graph=False, capture=None):
                 g = _run_hooks(t, g)
             if captured is not None:
                 if k in captured:
-                    captured[k] = g
+                    captured[k] = _array(g)
             elif fn is None or t._retain:
                 _accumulate_leaf(t, g)
         if fn is None:
             continue
         if g is not None:
-            pgrads = fn(g)
+            pgrads = fn(g if g.__class__ is B.xp.ndarray else _array(g))
         else:
             pgrads = (None,) * len(parents)
         for p, pg in zip(parents, pgrads):

@@ -32,6 +32,7 @@ class Context:
         self.saved_tensors = arrays
 
     def mark_non_differentiable(self, *outputs):
+        """Outputs (the very arrays ``forward`` returns) that get no gradient, e.g. indices."""
         self.non_differentiable = outputs
 
 
@@ -69,13 +70,14 @@ class Function:
         if not (grad_mode.enabled and any(t.requires_grad for t in tensors)):
             wrapped = tuple(plain(o) for o in outs)
             return wrapped if multiple else wrapped[0]
+        nondiff = getattr(ctx, "non_differentiable", ())
         tensor_pos = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
         parents = tuple(args[i] for i in tensor_pos)
         name = cls.__name__
 
         def call_backward(g):
             grads = cls.backward(ctx, *g) if multiple else cls.backward(ctx, g)
-            if not isinstance(grads, tuple):
+            if not isinstance(grads, (tuple, list)):
                 grads = (grads,)
             if len(grads) != len(args):
                 raise RuntimeError(f"{name}.backward returned {len(grads)} gradients, expected "
@@ -93,6 +95,8 @@ class Function:
 
         call_backward.__qualname__ = f"{name}Backward"
         if not multiple:
+            if _no_grad_output(outs[0], nondiff):
+                return plain(outs[0])
             return result(outs[0], parents, call_backward)
 
         def hub_backward(mg):
@@ -101,7 +105,13 @@ class Function:
 
         hub_backward.__qualname__ = f"{name}Backward"
         hub = result(B.xp.zeros(0), parents, hub_backward)
-        return tuple(result(o, (hub,), _select(i)) for i, o in enumerate(outs))
+        return tuple(plain(o) if _no_grad_output(o, nondiff) else result(o, (hub,), _select(i))
+                     for i, o in enumerate(outs))
+
+
+def _no_grad_output(out, nondiff):
+    """Integer/bool outputs and those marked non-differentiable do not require grad."""
+    return out.dtype.kind not in "fc" or any(out is m for m in nondiff)
 
 
 def _select(i):

@@ -2,6 +2,7 @@
 import functools
 
 from .. import backend as B
+from .. import grad_mode
 from ..tensor import Tensor, plain
 from .engine import _check_root, execute
 
@@ -42,14 +43,18 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=False, allow_unused=Fa
 
 
 def _prepare(args, argnums):
-    leaves, call_args = [], list(args)
+    """Leaves for the differentiated arguments; other arrays become constant tensors so
+    that ``f`` sees Tensors throughout (as JAX's ``grad`` traces every argument)."""
+    call_args = [plain(a) if isinstance(a, B.xp.ndarray) else a for a in args]
+    leaves = []
     for i in argnums:
         if i >= len(args):
             raise ValueError(f"grad: argnums contains {i} but the function got {len(args)} "
                              f"arguments")
         a = args[i]
         arr = a.data if isinstance(a, Tensor) else B.xp.asarray(a)
-        if arr.dtype.kind != "f":
+        if arr.dtype.kind != "f" or not isinstance(a, (Tensor, B.xp.ndarray, B.xp.generic)):
+            # ints, bools and Python numbers/lists differentiate in the default float dtype
             arr = arr.astype(B.get_default_dtype())
         leaf = plain(arr).requires_grad_(True)
         leaves.append(leaf)
@@ -69,12 +74,16 @@ def value_and_grad(f, argnums=0, has_aux=False):
     @functools.wraps(f)
     def wrapped(*args, **kwargs):
         leaves, call_args = _prepare(args, nums)
-        out = f(*call_args, **kwargs)
+        with grad_mode.enable_grad():  # works inside no_grad too, as JAX's grad does
+            out = f(*call_args, **kwargs)
         value, aux = out if has_aux else (out, None)
         if not isinstance(value, Tensor) or value.data.size != 1:
             raise TypeError("grad: the function must return a one-element Tensor, got "
                             f"{type(value).__name__} {getattr(value, 'shape', '')}")
-        gs = execute((value,), (_check_root(value, None),), capture=leaves)
+        if value.requires_grad:
+            gs = execute((value,), (_check_root(value, None),), capture=leaves)
+        else:  # f does not depend on the arguments: zero gradients, as in JAX
+            gs = [None] * len(leaves)
         res = []
         for i, leaf, g in zip(nums, leaves, gs):
             g = B.xp.zeros_like(leaf.data) if g is None else g.astype(leaf.dtype, copy=False)

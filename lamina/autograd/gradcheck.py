@@ -1,5 +1,6 @@
 """Finite-difference checks of analytic gradients (float64 central differences)."""
 from .. import backend as B
+from .. import grad_mode
 from ..tensor import Tensor, plain
 from .engine import execute
 
@@ -11,7 +12,8 @@ class GradcheckError(RuntimeError):
 def _outputs(fn, inputs):
     out = fn(*inputs)
     outs = (out,) if isinstance(out, Tensor) else tuple(out)
-    return [o for o in outs if isinstance(o, Tensor)]
+    # integer/bool outputs (indices, masks) have no derivative to check
+    return [o for o in outs if isinstance(o, Tensor) and o.dtype.kind == "f"]
 
 
 def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, seed=0):
@@ -30,7 +32,8 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, 
         if t.dtype != B.float64:
             raise ValueError(f"gradcheck: inputs must be float64, got {t.dtype}")
     rng = B.xp.random.default_rng(seed)
-    outs = _outputs(fn, inputs)
+    with grad_mode.enable_grad():
+        outs = _outputs(fn, inputs)
     diff_outs = [o for o in outs if o.requires_grad]
     vs = [rng.standard_normal(o.shape) for o in outs]
     if diff_outs:
@@ -43,8 +46,17 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, 
     def project(outputs):
         return sum(float((o.data.astype(B.float64) * v).sum()) for o, v in zip(outputs, vs))
 
+    def f_dot_v():  # the numerical passes need no graph
+        with grad_mode.no_grad():
+            return project(_outputs(fn, inputs))
+
     for n, (t, a) in enumerate(zip(checked, analytic)):
         a = B.xp.zeros(t.shape) if a is None else a
+        if a.shape != t.shape:  # allclose would broadcast a wrong-shaped gradient
+            raise GradcheckError(f"gradcheck: the analytic gradient of input {n} has shape "
+                                 f"{tuple(a.shape)}, the input has {tuple(t.shape)}")
+        if not t.data.flags.c_contiguous:  # reshape(-1) would copy and lose the nudges
+            t.data = B.xp.ascontiguousarray(t.data)
         flat = t.data.reshape(-1)
         if not flat.flags.writeable or flat.base is None and t.data.size > 1 and \
                 not B.xp.shares_memory(flat, t.data):
@@ -53,9 +65,9 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, 
         for i in range(t.data.size):
             orig = flat[i]
             flat[i] = orig + eps
-            plus = project(_outputs(fn, inputs))
+            plus = f_dot_v()
             flat[i] = orig - eps
-            minus = project(_outputs(fn, inputs))
+            minus = f_dot_v()
             flat[i] = orig
             numeric[i] = (plus - minus) / (2 * eps)
         numeric = numeric.reshape(t.shape)

@@ -67,7 +67,11 @@ class ModuleList(Module):
         names = list(self._module_names)
         if isinstance(idx, slice):
             return ModuleList([self.__dict__[n] for n in names[idx]])
-        return self.__dict__[names[idx]]
+        try:
+            return self.__dict__[names[idx]]
+        except IndexError:
+            raise IndexError(f"ModuleList: index {idx} is out of range for {len(names)} "
+                             f"modules") from None
 
     def __setitem__(self, idx, module):
         names = list(self._module_names)

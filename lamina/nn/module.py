@@ -12,40 +12,59 @@ Two ways to run a module:
 from collections import OrderedDict
 
 from .. import backend as B
-from ..tensor import Parameter, Tensor, plain
+from .. import grad_mode
+from ..autograd.engine import execute
+from ..tensor import Parameter, Tensor, plain, result
 
 # depth of module calls in progress; an explicit top-level ``net.forward(x)`` (depth 0)
 # records what ``net.backward(x, grad_out)`` needs
 _call_depth = 0
 
 
+def _identity_backward(g):
+    return (g,)
+
+
 def _torch7_forward(raw_forward):
+    """Wrap a subclass's ``forward`` so that an explicit top-level ``net.forward(x)`` records
+    what ``net.backward(x, grad_out)`` needs: every float array/Tensor argument is replaced by
+    a node whose ``.grad`` will hold d loss / d input. A Tensor that is already part of a
+    graph stays connected to it (through an identity node), so ``loss.backward()`` after an
+    explicit ``forward`` still reaches everything upstream. ``net(x)`` does none of this."""
     def forward(self, *args, **kwargs):
         global _call_depth
         if _call_depth:
             return raw_forward(self, *args, **kwargs)
-        leaves = []
+        nodes = []
         call_args = []
         for a in args:
+            node = None
             if isinstance(a, (Tensor, B.xp.ndarray)):
                 arr = a.data if isinstance(a, Tensor) else a
-                leaf = plain(arr)
                 if arr.dtype.kind == "f":
-                    leaf.requires_grad_(True)
-                leaves.append(leaf)
-                call_args.append(leaf)
+                    if isinstance(a, Tensor) and a.requires_grad and grad_mode.enabled:
+                        node = result(arr, (a,), _identity_backward)
+                        node._retain = True
+                    else:
+                        node = plain(arr)
+                        node.requires_grad = True
+                else:
+                    node = a if isinstance(a, Tensor) else plain(arr)
+                call_args.append(node)
             else:
                 call_args.append(a)
+            nodes.append(node)
         _call_depth += 1
         try:
             out = raw_forward(self, *call_args, **kwargs)
         finally:
             _call_depth -= 1
-        object.__setattr__(self, "_torch7", (args, leaves, out))
+        object.__setattr__(self, "_torch7", (args, nodes, out))
         return out
     forward.__wrapped__ = raw_forward
     forward.__doc__ = raw_forward.__doc__
     forward.__name__ = "forward"
+    forward.__qualname__ = raw_forward.__qualname__
     return forward
 
 
@@ -74,14 +93,15 @@ class Module:
     def __setattr__(self, name, value):
         d = self.__dict__
         if "_param_names" not in d:
-            raise AttributeError(f"{type(self).__name__}: call super().__init__() before "
-                                 f"assigning attributes (while setting {name!r})")
+            if isinstance(value, (Tensor, Module)):
+                raise AttributeError(f"{type(self).__name__}: cannot assign {name!r} before "
+                                     f"Module.__init__() call (call super().__init__() first)")
+            object.__setattr__(self, name, value)
+            return
         if isinstance(value, Parameter):
-            self._forget(name)
-            d["_param_names"][name] = None
+            self._enter("_param_names", name)
         elif isinstance(value, Module):
-            self._forget(name)
-            d["_module_names"][name] = None
+            self._enter("_module_names", name)
         elif name in d["_param_names"]:
             if value is not None:
                 raise TypeError(f"{type(self).__name__}: cannot assign {type(value).__name__} "
@@ -95,39 +115,65 @@ class Module:
                                 f"as child module {name!r} (a Module or None is required)")
         object.__setattr__(self, name, value)
 
+    def _enter(self, kind, name):
+        """Register ``name`` under ``kind``; a name re-registered keeps its place, as in torch."""
+        if name not in self.__dict__[kind]:
+            self._forget(name)
+            self.__dict__[kind][name] = None
+
     def _forget(self, name):
         d = self.__dict__
         for key in ("_param_names", "_buffer_names", "_module_names"):
             d[key].pop(name, None)
+        d["_non_persistent"].discard(name)
+
+    def __getattr__(self, name):
+        # only reached when normal lookup fails
+        if name in ("_param_names", "_buffer_names", "_module_names", "_non_persistent",
+                    "_forward_hooks", "training"):
+            raise AttributeError(f"{type(self).__name__}: Module.__init__() was not called "
+                                 f"(call super().__init__() at the start of __init__)")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __delattr__(self, name):
         self._forget(name)
         object.__delattr__(self, name)
 
+    def _check_name(self, what, name):
+        if "_param_names" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}: cannot {what} before "
+                                 f"Module.__init__() call (call super().__init__() first)")
+        if not isinstance(name, str):
+            raise TypeError(f"{what}: name must be a str, got {type(name).__name__}")
+        if not name or "." in name:
+            raise KeyError(f"{what}: name {name!r} must be non-empty and contain no '.'")
+
     def register_parameter(self, name, param):
+        self._check_name("register_parameter", name)
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter: {name!r} must be a Parameter or None, got "
                             f"{type(param).__name__}")
-        self._forget(name)
-        self.__dict__["_param_names"][name] = None
+        self._enter("_param_names", name)
         object.__setattr__(self, name, param)
 
     def register_buffer(self, name, tensor, persistent=True):
         """A tensor that is state but not a parameter (e.g. running means); saved in the
         state dict unless ``persistent=False``."""
+        self._check_name("register_buffer", name)
         if tensor is not None and not isinstance(tensor, Tensor):
             tensor = plain(B.xp.asarray(tensor))
-        self._forget(name)
-        self.__dict__["_buffer_names"][name] = None
-        if not persistent:
+        self._enter("_buffer_names", name)
+        if persistent:
+            self._non_persistent.discard(name)
+        else:
             self._non_persistent.add(name)
         object.__setattr__(self, name, tensor)
 
     def add_module(self, name, module):
+        self._check_name("add_module", name)
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module: {name!r} must be a Module, got {type(module).__name__}")
-        self._forget(name)
-        self.__dict__["_module_names"][name] = None
+        self._enter("_module_names", name)
         object.__setattr__(self, name, module)
 
     register_module = add_module
@@ -167,25 +213,53 @@ class Module:
 
     def backward(self, input, grad_output):
         """Torch7's ``backward``: after ``out = self.forward(input)``, accumulate parameter
-        gradients for ``grad_output`` (d loss / d out) and return d loss / d input."""
+        gradients for ``grad_output`` (d loss / d out, same structure as ``out``) and return
+        d loss / d input: an array for an array input, a Tensor for a Tensor input (a tuple
+        when forward took several; None for non-float inputs). Stops at the input: nothing
+        upstream of a graph-connected input receives gradient."""
+        name = type(self).__name__
         rec = self._torch7
         if rec is None:
-            raise RuntimeError(f"{type(self).__name__}.backward: call forward(input) first (an "
-                               f"explicit .forward, not module(input))")
-        args, leaves, out = rec
+            raise RuntimeError(f"{name}.backward: call forward(input) first (an explicit "
+                               f".forward(input), not module(input)); each forward allows "
+                               f"one backward")
+        args, nodes, out = rec
         inputs = input if isinstance(input, tuple) else (input,)
-        if len(inputs) != len([a for a in args if isinstance(a, (Tensor, B.xp.ndarray))]) or \
-                any(i is not a for i, a in zip(inputs, args)):
-            raise RuntimeError(f"{type(self).__name__}.backward: input is not the one given to "
-                               f"the last forward()")
+        given = [a for a, n in zip(args, nodes) if n is not None]
+        if len(inputs) != len(given) or any(i is not a for i, a in zip(inputs, given)):
+            raise RuntimeError(f"{name}.backward: input is not the one given to the last "
+                               f"forward() (backward must get the very same input object)")
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        gouts = grad_output if isinstance(grad_output, (tuple, list)) else (grad_output,)
+        if len(outs) != len(gouts):
+            raise RuntimeError(f"{name}.backward: forward returned {len(outs)} outputs but "
+                               f"{len(gouts)} output gradients were given")
+        roots, root_grads = [], []
+        for o, g in zip(outs, gouts):
+            if not isinstance(o, Tensor) or not o.requires_grad:
+                continue
+            g = g.data if isinstance(g, Tensor) else B.xp.asarray(g, dtype=o.dtype)
+            if g.shape != o.shape:
+                raise RuntimeError(f"{name}.backward: grad_output of shape {tuple(g.shape)} "
+                                   f"does not match the output shape {tuple(o.shape)}")
+            roots.append(o)
+            root_grads.append(g)
+        if not roots:
+            raise RuntimeError(f"{name}.backward: the output does not depend on anything "
+                               f"that requires grad")
         object.__setattr__(self, "_torch7", None)
-        if not isinstance(out, Tensor) or not out.requires_grad:
-            raise RuntimeError(f"{type(self).__name__}.backward: the output does not depend on "
-                               f"anything that requires grad")
-        out.backward(grad_output)
+        for n in nodes:
+            if n is not None and n._fn is _identity_backward:
+                n._fn, n._parents = None, ()      # stop at the input (Torch7's gradInput)
+        execute(roots, root_grads)
         grads = []
-        for a, leaf in zip(args, leaves):
-            g = leaf.grad if leaf.grad is not None else plain(B.xp.zeros_like(leaf.data))
+        for a, n in zip(args, nodes):
+            if n is None:
+                continue
+            if not n.requires_grad:
+                grads.append(None)
+                continue
+            g = n.grad if n.grad is not None else plain(B.xp.zeros_like(n.data))
             grads.append(g if isinstance(a, Tensor) else g.data)
         return grads[0] if len(grads) == 1 else tuple(grads)
 
@@ -200,14 +274,17 @@ class Module:
         for _, m in self.named_children():
             yield m
 
-    def named_modules(self, memo=None, prefix=""):
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """(dotted name, module) pairs, self first, depth-first in registration order; a
+        module reachable along several paths appears once unless ``remove_duplicate=False``."""
         memo = set() if memo is None else memo
         stack = [(prefix, self)]
         while stack:
             name, m = stack.pop()
-            if id(m) in memo:
-                continue
-            memo.add(id(m))
+            if remove_duplicate:
+                if id(m) in memo:
+                    continue
+                memo.add(id(m))
             yield name, m
             kids = [(f"{name}.{n}" if name else n, c) for n, c in m.named_children()]
             stack.extend(reversed(kids))
@@ -218,9 +295,10 @@ class Module:
 
     def _named_members(self, kind, prefix, recurse, remove_duplicate=True):
         seen = set()
-        mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        mods = (self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
+                if recurse else [(prefix, self)])
         for mname, m in mods:
-            for n in m.__dict__[kind]:
+            for n in getattr(m, kind):
                 v = m.__dict__[n]
                 if v is None or (remove_duplicate and id(v) in seen):
                     continue
@@ -235,8 +313,8 @@ class Module:
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, prefix="", recurse=True):
-        return self._named_members("_buffer_names", prefix, recurse)
+    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        return self._named_members("_buffer_names", prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse=True):
         for _, b in self.named_buffers(recurse=recurse):
@@ -251,8 +329,12 @@ class Module:
 
     # ------------------------------------------------------------ modes and dtypes
     def train(self, mode=True):
-        for m in self.modules():
-            m.__dict__["training"] = bool(mode)
+        """Set ``training`` on self and (through their own ``train``) all submodules."""
+        if not isinstance(mode, bool):
+            raise ValueError(f"train: mode must be a bool, got {type(mode).__name__}")
+        self.__dict__["training"] = mode
+        for m in self.children():
+            m.train(mode)
         return self
 
     def eval(self):
@@ -283,6 +365,9 @@ class Module:
         if dtype is None:
             return self
         dtype = B.to_dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"{type(self).__name__}.to: only floating-point dtypes are "
+                            f"accepted, got {dtype}")
         for t in list(self.parameters()) + list(self.buffers()):
             if t.data.dtype.kind == "f" and t.data.dtype != dtype:
                 t.data = t.data.astype(dtype)
@@ -303,9 +388,11 @@ class Module:
 
     # ------------------------------------------------------------ state
     def state_dict(self, prefix="", keep_vars=False):
-        """Ordered {dotted name: Tensor} of parameters and persistent buffers."""
+        """Ordered {dotted name: Tensor} of parameters and persistent buffers, sharing memory
+        with them. As in PyTorch, a tensor shared by several modules appears under each of
+        its names (so keys match the equivalent torch model)."""
         out = OrderedDict()
-        for mname, m in self.named_modules(prefix=prefix.rstrip(".")):
+        for mname, m in self.named_modules(prefix=prefix.rstrip("."), remove_duplicate=False):
             for kind in ("_param_names", "_buffer_names"):
                 for n in m.__dict__[kind]:
                     if kind == "_buffer_names" and n in m._non_persistent:
@@ -356,14 +443,17 @@ class Module:
         return ""
 
     def __repr__(self):
-        lines = []
-        for name, m in self.named_children():
-            sub = repr(m).replace("\n", "\n  ")
-            lines.append(f"  ({name}): {sub}")
-        head = f"{type(self).__name__}({self.extra_repr()}"
+        extra = self.extra_repr()
+        lines = extra.split("\n") if extra else []
+        children = [f"({name}): " + repr(m).replace("\n", "\n  ")
+                    for name, m in self.named_children()]
+        head = f"{type(self).__name__}("
+        if len(lines) == 1 and not children:
+            return head + lines[0] + ")"
+        lines += children
         if not lines:
             return head + ")"
-        return head + "\n" + "\n".join(lines) + "\n)"
+        return head + "\n  " + "\n  ".join(lines) + "\n)"
 
     def __dir__(self):
         return sorted(set(super().__dir__()))

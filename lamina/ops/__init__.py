@@ -2,7 +2,7 @@
 backward closure next to its forward."""
 from .elementwise import (add, sub, rsub, mul, div, rdiv, floor_divide, remainder, pow, rpow,
                           neg, exp, log, log2, log10, log1p, expm1, sqrt, rsqrt, sin, cos, tan,
-                          tanh, sigmoid, abs, square, reciprocal, arctan, sinh, cosh, relu,
+                          tanh, sigmoid, abs, square, reciprocal, arctan, atan, sinh, cosh, relu,
                           sign, floor, ceil, round, trunc, clamp, clip, maximum, minimum, where,
                           lerp, cast, clone, contiguous, unbroadcast)
 from .reduce import (sum, mean, var, std, var_mean, std_mean, prod, amax, amin, max, min,

@@ -8,11 +8,22 @@ def _compare(name, fwd):
     def op(a, b):
         return plain(_binary(name, fwd, a, b))
     op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"Elementwise ``{name}`` of two broadcast operands, as a bool tensor."
     return op
 
 
-eq = _compare("eq", B.xp.equal)
-ne = _compare("ne", B.xp.not_equal)
+def _equality(name, fwd):
+    def op(a, b):
+        if b is None:  # `t == None` is False and `None in [t]` works, as in PyTorch
+            return NotImplemented
+        return plain(_binary(name, fwd, a, b))
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"Elementwise ``{name}`` of two broadcast operands, as a bool tensor."
+    return op
+
+
+eq = _equality("eq", B.xp.equal)
+ne = _equality("ne", B.xp.not_equal)
 lt = _compare("lt", B.xp.less)
 le = _compare("le", B.xp.less_equal)
 gt = _compare("gt", B.xp.greater)

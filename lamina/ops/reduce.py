@@ -21,7 +21,9 @@ def _axes(op, x, dim, axis):
     if dim is None:
         return None
     nd = x.ndim
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
+    if not dims:  # dim=() reduces over everything, as in PyTorch
+        return None
     out = []
     for d in dims:
         if not -builtins.max(nd, 1) <= d < builtins.max(nd, 1):
@@ -100,10 +102,11 @@ def _moment(op, x, dim, unbiased, keepdim, correction, axis, keepdims, root):
     if correction is None:
         correction = 1 if unbiased is None else int(bool(unbiased))
     xd = x.data
-    n = _count(xd.shape, axes)
+    # n - correction <= 0 gives inf/nan, as in PyTorch
+    dof = builtins.max(_count(xd.shape, axes) - correction, 0)
     centered = xd - xd.mean(axis=axes, keepdims=True)
     with B.xp.errstate(divide="ignore", invalid="ignore"):
-        v = (centered * centered).sum(axis=axes, keepdims=keep) / builtins.max(n - correction, 0)
+        v = (centered * centered).sum(axis=axes, keepdims=keep) / B.xp.asarray(dof, xd.dtype)
         out = B.xp.sqrt(v) if root else v
     out = B.xp.asarray(out, dtype=xd.dtype)
     if x.requires_grad and grad_mode.enabled:
@@ -111,10 +114,11 @@ def _moment(op, x, dim, unbiased, keepdim, correction, axis, keepdims, root):
 
         def backward(g):
             with B.xp.errstate(divide="ignore", invalid="ignore"):
-                scale = g / builtins.max(n - correction, 0) * 2
-                if root:
-                    scale = scale / (2 * out)
-            return (expand_back(scale, shape, axes, keep) * centered,)
+                if root:  # d std = d var / (2 std); zero where std == 0, as PyTorch
+                    scale = B.xp.where(out == 0, 0, g / (out * dof))
+                else:
+                    scale = g * (2 / B.xp.asarray(dof, xd.dtype))
+                return (expand_back(scale, shape, axes, keep) * centered,)
         return result(out, (x,), backward)
     return plain(out)
 
@@ -129,11 +133,14 @@ def std_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 def prod(x, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None):
     """Product; the gradient is exact with zeros present (product of the others)."""
-    if dim is not None and not isinstance(dim, int):
-        raise TypeError("prod: dim must be a single int (as in PyTorch)")
-    axes = _axes("prod", x, dim, axis)
+    dim = _dim_alias("prod", dim, axis)
+    if isinstance(dim, (tuple, list)):
+        raise TypeError(f"prod: dim must be a single int (as in PyTorch), got {dim!r}")
+    axes = _axes("prod", x, dim, None)
     keep = _keep(keepdim, keepdims)
     xd = x.data
+    if dtype is None and xd.dtype.kind in "biu":
+        dtype = B.int64
     out = xd.prod(axis=axes, keepdims=keep, dtype=B.to_dtype(dtype))
     if x.requires_grad and grad_mode.enabled:
         shape = xd.shape
@@ -144,6 +151,8 @@ def prod(x, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None):
             p_nz = nz.prod(axis=axes, keepdims=True)
             nzero = zero.sum(axis=axes, keepdims=True)
             ge = expand_back(g, shape, axes, keep)
+            # no zero: p / x_i; one zero: the product of the others at the zero, 0 elsewhere;
+            # two or more zeros: 0 everywhere
             others = B.xp.where(nzero == 0, p_nz / nz, B.xp.where(zero & (nzero == 1), p_nz, 0))
             return (ge * others,)
         return result(out, (x,), backward)
@@ -170,74 +179,101 @@ def _extreme(op, fwd, x, dim, keepdim, axis, keepdims):
 
 
 def amax(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """Largest value over ``dim`` (all by default); ties share the gradient evenly."""
     return _extreme("amax", B.xp.amax, x, dim, keepdim, axis, keepdims)
 
 
 def amin(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """Smallest value over ``dim`` (all by default); ties share the gradient evenly."""
     return _extreme("amin", B.xp.amin, x, dim, keepdim, axis, keepdims)
 
 
+def _one_axis(op, x, dim):
+    """A single dim as a non-negative axis (0 for a 0-d tensor)."""
+    if isinstance(dim, (tuple, list)):
+        raise TypeError(f"{op}: dim must be a single int, got {dim!r}")
+    axes = _axes(op, x, dim, None)
+    return 0 if axes is None else axes[0]
+
+
 def _extreme_with_index(op, argfn, x, dim, keepdim):
-    """max(x, dim) / min(x, dim): (values, indices); the gradient goes to the index."""
-    (ax,) = _axes(op, x, dim, None) or (0,)
+    """max(x, dim) / min(x, dim): (values, indices); the gradient goes to the index, which
+    is the first extreme along ``dim`` (as PyTorch on CPU)."""
+    ax = _one_axis(op, x, dim)
     xd = x.data
+    shape = xd.shape
+    if xd.ndim == 0:
+        xd = xd.reshape(1)
     if xd.shape[ax] == 0:
         raise RuntimeError(f"{op}: cannot reduce over an empty dimension {dim} of shape "
-                           f"{tuple(xd.shape)}")
+                           f"{tuple(shape)}")
     idx = B.xp.expand_dims(argfn(xd, axis=ax), ax)
     vals = B.xp.take_along_axis(xd, idx, axis=ax)
-    if not keepdim:
+    if not keepdim or not shape:
         vals, idx_out = vals.squeeze(ax), idx.squeeze(ax)
     else:
         idx_out = idx
     if x.requires_grad and grad_mode.enabled:
-        shape = xd.shape
-
         def backward(g):
-            z = B.xp.zeros(shape, dtype=g.dtype)
-            B.xp.put_along_axis(z, idx, g if keepdim else B.xp.expand_dims(g, ax), axis=ax)
-            return (z,)
+            z = B.xp.zeros(xd.shape, dtype=g.dtype)
+            B.xp.put_along_axis(z, idx, g.reshape(idx.shape), axis=ax)
+            return (z.reshape(shape),)
         values = result(vals, (x,), backward)
     else:
         values = plain(vals)
     return values_indices(values, plain(idx_out.astype(B.int64)))
 
 
+def _dim_alias(op, dim, axis):
+    if axis is not None:
+        if dim is not None:
+            raise TypeError(f"{op}: pass dim or axis, not both")
+        return axis
+    return dim
+
+
 def max(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
-    """``max(x)`` -> the largest element; ``max(x, dim)`` -> (values, indices);
+    """``max(x)`` -> the largest element (ties share the gradient evenly);
+    ``max(x, dim)`` -> (values, indices), the gradient going to each index;
     ``max(x, other_tensor)`` -> elementwise maximum."""
     if isinstance(dim, Tensor):
         from .elementwise import maximum
         return maximum(x, dim)
-    if axis is not None:
-        dim = axis
+    dim = _dim_alias("max", dim, axis)
     if dim is None:
         return amax(x)
     return _extreme_with_index("max", B.xp.argmax, x, dim, _keep(keepdim, keepdims))
 
 
 def min(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """As :func:`max`, for the smallest element."""
     if isinstance(dim, Tensor):
         from .elementwise import minimum
         return minimum(x, dim)
-    if axis is not None:
-        dim = axis
+    dim = _dim_alias("min", dim, axis)
     if dim is None:
         return amin(x)
     return _extreme_with_index("min", B.xp.argmin, x, dim, _keep(keepdim, keepdims))
 
 
-def argmax(x, dim=None, keepdim=False):
-    """Index of the largest element (flat index when dim is None); not differentiable."""
-    if dim is None:
-        return plain(B.xp.asarray(B.xp.argmax(x.data), dtype=B.int64))
-    return plain(B.xp.argmax(x.data, axis=dim, keepdims=keepdim).astype(B.int64))
+def _arg(op, fn, x, dim, keepdim, axis, keepdims):
+    dim = _dim_alias(op, dim, axis)
+    xd = x.data
+    if xd.size == 0:
+        raise RuntimeError(f"{op}: expected a non-empty tensor, got shape {tuple(xd.shape)}")
+    ax = None if dim is None or xd.ndim == 0 else _one_axis(op, x, dim)
+    return plain(B.xp.asarray(fn(xd, axis=ax, keepdims=_keep(keepdim, keepdims)),
+                              dtype=B.int64))
 
 
-def argmin(x, dim=None, keepdim=False):
-    if dim is None:
-        return plain(B.xp.asarray(B.xp.argmin(x.data), dtype=B.int64))
-    return plain(B.xp.argmin(x.data, axis=dim, keepdims=keepdim).astype(B.int64))
+def argmax(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """int64 index of the (first) largest element along ``dim``; over the flattened
+    tensor when dim is None. Not differentiable."""
+    return _arg("argmax", B.xp.argmax, x, dim, keepdim, axis, keepdims)
+
+
+def argmin(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    return _arg("argmin", B.xp.argmin, x, dim, keepdim, axis, keepdims)
 
 
 def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
@@ -254,57 +290,100 @@ def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
         out = out.reshape(()) if axes is None else out.squeeze(axes)
     if x.requires_grad and grad_mode.enabled:
         shape = xd.shape
-        return result(out, (x,), lambda g: (
-            expand_back(g, shape, axes, keep) * B.xp.exp(xd - out_keep),))
+
+        def backward(g):
+            with B.xp.errstate(invalid="ignore"):  # all -inf: nan, as PyTorch
+                return (expand_back(g, shape, axes, keep) * B.xp.exp(xd - out_keep),)
+        return result(out, (x,), backward)
     return plain(out)
+
+
+_INF = float("inf")
 
 
 def norm(x, p="fro", dim=None, keepdim=False, *, axis=None, keepdims=None):
-    """Vector p-norm over ``dim`` (all elements by default): p = 'fro'/2, 1, inf, -inf, 0, any."""
+    """Vector p-norm over ``dim`` (all elements by default), as ``torch.norm`` with a
+    numeric p: 'fro' (= 2), any p > 0, inf (max |x|), -inf (min |x|), 0 (nonzero count).
+    The gradient is 0 where the norm is 0; at ties of the inf-norms it is shared evenly."""
+    if isinstance(p, str):
+        if p != "fro":
+            raise ValueError(f"norm: p={p!r} is not supported; use 'fro' or a number "
+                             f"(matrix norms such as 'nuc' are not implemented)")
+        p = 2
     axes = _axes("norm", x, dim, axis)
     keep = _keep(keepdim, keepdims)
-    from . import elementwise as E
-    if p == "fro" or p == 2:
-        xd = x.data
+    xd = x.data
+    if xd.dtype.kind != "f":
+        raise TypeError(f"norm: expected a floating point tensor, got dtype {xd.dtype}")
+    a = B.xp.abs(xd)
+    if p == 2:
         out = B.xp.sqrt((xd * xd).sum(axis=axes, keepdims=keep))
-        if x.requires_grad and grad_mode.enabled:
-            shape = xd.shape
-
-            def backward(g):
-                n = expand_back(out, shape, axes, keep)
-                with B.xp.errstate(divide="ignore", invalid="ignore"):
-                    r = B.xp.where(n == 0, 0, xd / n)
-                return (expand_back(g, shape, axes, keep) * r,)
-            return result(out, (x,), backward)
+    elif p == 1:
+        out = a.sum(axis=axes, keepdims=keep)
+    elif p == _INF:
+        out = a.max(axis=axes, keepdims=keep)
+    elif p == -_INF:
+        out = a.min(axis=axes, keepdims=keep)
+    elif p == 0:
+        out = (xd != 0).sum(axis=axes, keepdims=keep).astype(xd.dtype)
+    else:
+        out = (a ** p).sum(axis=axes, keepdims=keep) ** (1.0 / p)
+    out = B.xp.asarray(out, dtype=xd.dtype)
+    if not (x.requires_grad and grad_mode.enabled):
         return plain(out)
-    if p == float("inf"):
-        return amax(E.abs(x), axes, keep)
-    if p == float("-inf"):
-        return amin(E.abs(x), axes, keep)
-    if p == 0:
-        return plain((x.data != 0).sum(axis=axes, keepdims=keep).astype(x.dtype))
-    if p == 1:
-        return sum(E.abs(x), axes, keep)
-    s = sum(E.pow(E.abs(x), p), axes, keep)
-    return E.pow(s, 1.0 / p)
+    shape = xd.shape
+
+    def backward(g):
+        ge = expand_back(g, shape, axes, keep)
+        if p == 0:
+            return (B.xp.zeros(shape, dtype=xd.dtype),)
+        if p == 1:
+            return (ge * B.xp.sign(xd),)
+        n = expand_back(out, shape, axes, keep)
+        with B.xp.errstate(divide="ignore", invalid="ignore"):
+            if p == 2:
+                r = B.xp.where(n == 0, 0, xd / n)
+            elif p == _INF or p == -_INF:
+                hit = a == n
+                r = B.xp.sign(xd) * hit / hit.sum(axis=axes, keepdims=True)
+            else:  # sign(x) |x|^(p-1) / norm^(p-1)
+                r = B.xp.sign(xd) * B.xp.where(xd == 0, 0, a ** (p - 1)) * \
+                    B.xp.where(n == 0, 0, n ** (1 - p))
+        return (ge * r,)
+    return result(out, (x,), backward)
 
 
-def cumsum(x, dim, dtype=None):
-    ax = dim % x.ndim if x.ndim else 0
-    out = B.xp.cumsum(x.data, axis=ax, dtype=B.to_dtype(dtype))
+def cumsum(x, dim=None, dtype=None, *, axis=None):
+    """Running sum along ``dim``; integer and bool inputs accumulate in int64."""
+    dim = _dim_alias("cumsum", dim, axis)
+    if dim is None:
+        raise TypeError("cumsum: the dim argument is required")
+    ax = _one_axis("cumsum", x, dim)
+    xd = x.data
+    if dtype is None and xd.dtype.kind in "biu":
+        dtype = B.int64
+    shape = xd.shape
+    out = B.xp.cumsum(xd.reshape(shape or (1,)), axis=ax, dtype=B.to_dtype(dtype)).reshape(shape)
     if x.requires_grad and grad_mode.enabled:
-        return result(out, (x,), lambda g: (
-            B.xp.flip(B.xp.cumsum(B.xp.flip(g, ax), axis=ax), ax),))
+        def backward(g):
+            g = g.reshape(shape or (1,))
+            return (B.xp.flip(B.xp.cumsum(B.xp.flip(g, ax), axis=ax), ax).reshape(shape),)
+        return result(out, (x,), backward)
     return plain(out)
 
 
-def all(x, dim=None, keepdim=False):
-    return plain(B.xp.all(x.data, axis=dim, keepdims=keepdim))
+def all(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """True where every element over ``dim`` is nonzero (bool); not differentiable."""
+    axes = _axes("all", x, dim, axis)
+    return plain(B.xp.all(x.data, axis=axes, keepdims=_keep(keepdim, keepdims)))
 
 
-def any(x, dim=None, keepdim=False):
-    return plain(B.xp.any(x.data, axis=dim, keepdims=keepdim))
+def any(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """True where some element over ``dim`` is nonzero (bool); not differentiable."""
+    axes = _axes("any", x, dim, axis)
+    return plain(B.xp.any(x.data, axis=axes, keepdims=_keep(keepdim, keepdims)))
 
 
 def count_nonzero(x, dim=None):
-    return plain(B.xp.asarray(B.xp.count_nonzero(x.data, axis=dim), dtype=B.int64))
+    axes = _axes("count_nonzero", x, dim, None)
+    return plain(B.xp.asarray(B.xp.count_nonzero(x.data, axis=axes), dtype=B.int64))

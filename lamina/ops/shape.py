@@ -5,6 +5,7 @@ from .. import backend as B
 from .. import grad_mode
 from ..tensor import Tensor, plain, result
 from .elementwise import unbroadcast
+from .indexing import SliceGrad, index_add_zeros
 
 
 def _shape_arg(shape):
@@ -90,7 +91,11 @@ def t(x):
 
 
 def movedim(x, source, destination):
-    out = B.xp.moveaxis(x.data, source, destination)
+    try:
+        out = B.xp.moveaxis(x.data, source, destination)
+    except ValueError as exc:  # AxisError, or source/destination of different lengths
+        raise ValueError(f"movedim: cannot move dims {source} to {destination} for shape "
+                         f"{tuple(x.shape)}: {exc}") from None
     return _record(x, out, lambda g: (B.xp.moveaxis(g, destination, source),))
 
 
@@ -100,7 +105,8 @@ def squeeze(x, dim=None):
         axes = tuple(i for i, n in enumerate(xd.shape) if n == 1)
     else:
         dims = (dim,) if isinstance(dim, int) else tuple(dim)
-        axes = tuple(i for i in (_dim("squeeze", d, xd.ndim) for d in dims) if xd.shape[i] == 1)
+        axes = tuple(i for i in (_dim("squeeze", d, xd.ndim) for d in dims)
+                     if xd.ndim and xd.shape[i] == 1)
     in_shape = xd.shape
     return _record(x, xd.squeeze(axes) if axes else xd, lambda g: (g.reshape(in_shape),))
 
@@ -120,7 +126,9 @@ def expand(x, *sizes):
     if lead < 0:
         raise ValueError(f"expand: the number of sizes ({len(sizes)}) must be >= the number "
                          f"of dimensions of shape {tuple(xd.shape)}")
-    target = tuple(xd.shape[i - lead] if s == -1 else s for i, s in enumerate(sizes))
+    # -1 keeps an existing dimension; on a new leading one it stays -1 and fails below
+    target = tuple(xd.shape[i - lead] if s == -1 and i >= lead else s
+                   for i, s in enumerate(sizes))
     try:
         out = B.xp.broadcast_to(xd, target)
     except ValueError:
@@ -175,23 +183,46 @@ def cat(tensors, dim=0):
     if not tensors:
         raise ValueError("cat: expected a non-empty list of tensors")
     arrays = [t.data for t in tensors]
-    nd = arrays[0].ndim
-    d = _dim("cat", dim, nd)
-    for i, a in enumerate(arrays):
-        if a.ndim != nd or a.shape[:d] + a.shape[d + 1:] != arrays[0].shape[:d] + \
-                arrays[0].shape[d + 1:]:
-            raise ValueError(f"cat: sizes of tensors must match except in dimension {dim}: "
-                             f"tensor 0 has shape {tuple(arrays[0].shape)}, tensor {i} has "
-                             f"{tuple(a.shape)}")
-    out = B.xp.concatenate(arrays, axis=d)
-    if not (grad_mode.enabled and builtins.any(t.requires_grad for t in tensors)):
+    d = _dim("cat", dim, arrays[0].ndim)
+    try:
+        out = B.xp.concatenate(arrays, axis=d)
+    except ValueError:
+        raise _join_error("cat", arrays, dim) from None
+    if not grad_mode.enabled:
         return plain(out)
-    bounds = B.xp.cumsum([a.shape[d] for a in arrays])[:-1].tolist()
+    for t in tensors:
+        if t.requires_grad:
+            break
+    else:
+        return plain(out)
+    bounds, n = [], 0
+    for a in arrays[:-1]:
+        n += a.shape[d]
+        bounds.append(n)
 
     def backward(g):
         parts = B.xp.split(g, bounds, axis=d)
         return tuple(p if t.requires_grad else None for p, t in zip(parts, tensors))
     return result(out, tuple(tensors), backward)
+
+
+def _join_error(op, arrays, dim):
+    """The error for tensors that ``op`` (cat or stack) cannot join (off the hot path)."""
+    first = arrays[0].shape
+    if op == "stack":
+        bad = next(i for i, a in enumerate(arrays) if a.shape != first)
+        return ValueError(f"stack: expects each tensor to be equal size, but got "
+                          f"{tuple(first)} at entry 0 and {tuple(arrays[bad].shape)} at "
+                          f"entry {bad}")
+    if not first:
+        return ValueError("cat: zero-dimensional tensors cannot be concatenated; use stack")
+    d = dim % len(first)
+    for i, a in enumerate(arrays):
+        if a.ndim != len(first) or a.shape[:d] + a.shape[d + 1:] != first[:d] + first[d + 1:]:
+            return ValueError(f"cat: sizes of tensors must match except in dimension {dim}: "
+                              f"tensor 0 has shape {tuple(first)}, tensor {i} has "
+                              f"{tuple(a.shape)}")
+    return ValueError(f"cat: cannot concatenate shapes {[tuple(a.shape) for a in arrays]}")
 
 
 concatenate = cat
@@ -203,13 +234,24 @@ def stack(tensors, dim=0):
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack: expected a non-empty list of tensors")
-    first = tensors[0].shape
-    for i, t in enumerate(tensors):
-        if t.shape != first:
-            raise ValueError(f"stack: expects each tensor to be equal size, but got "
-                             f"{tuple(first)} at entry 0 and {tuple(t.shape)} at entry {i}")
-    d = _dim("stack", dim, len(first) + 1)
-    return cat([unsqueeze(t, d) for t in tensors], d)
+    arrays = [t.data for t in tensors]
+    d = _dim("stack", dim, arrays[0].ndim + 1)
+    try:
+        out = B.xp.stack(arrays, axis=d)
+    except ValueError:
+        raise _join_error("stack", arrays, dim) from None
+    if not grad_mode.enabled:
+        return plain(out)
+    for t in tensors:
+        if t.requires_grad:
+            break
+    else:
+        return plain(out)
+    pre = (slice(None),) * d
+
+    def backward(g):
+        return tuple(g[pre + (i,)] if t.requires_grad else None for i, t in enumerate(tensors))
+    return result(out, tuple(tensors), backward)
 
 
 def split(x, split_size_or_sections, dim=0):
@@ -236,26 +278,24 @@ def split(x, split_size_or_sections, dim=0):
 
 def chunk(x, chunks, dim=0):
     d = _dim("chunk", dim, x.ndim)
+    if chunks <= 0:
+        raise ValueError(f"chunk: number of chunks must be positive, got {chunks}")
     n = x.shape[d]
-    size = -(-n // chunks) if n else 1
-    return split(x, size, d)
+    if n == 0:  # as in PyTorch: `chunks` empty pieces
+        return split(x, [0] * chunks, d)
+    return split(x, -(-n // chunks), d)
 
 
 def unbind(x, dim=0):
     d = _dim("unbind", dim, x.ndim)
-    return tuple(squeeze(p, d) for p in split(x, 1, d))
+    pre = (slice(None),) * d
+    return tuple(_slice(x, pre + (i,)) for i in range(x.shape[d]))
 
 
 def _slice(x, index):
-    """Basic (view) indexing, used by split; the gradient is placed back into zeros."""
-    out = x.data[index]
-    shape, dtype = x.shape, x.dtype
-
-    def backward(g):
-        z = B.xp.zeros(shape, dtype=g.dtype)
-        z[index] = g
-        return (z,)
-    return _record(x, out, backward)
+    """Basic (view) indexing for split/unbind; pieces' gradients merge lazily (SliceGrad)."""
+    shape = x.shape
+    return _record(x, x.data[index], lambda g: (SliceGrad(shape, g.dtype, [(index, g)]),))
 
 
 def flip(x, dims):
@@ -335,9 +375,4 @@ def take_along_dim_index(x, idx, axis):
     xd = x.data
     out = B.xp.take(xd, idx, axis=axis)
     shape = xd.shape
-
-    def backward(g):
-        z = B.xp.zeros(shape, dtype=g.dtype)
-        B.xp.add.at(z, (slice(None),) * axis + (idx,), g)
-        return (z,)
-    return _record(x, out, backward)
+    return _record(x, out, lambda g: (index_add_zeros(shape, axis, idx, g),))

@@ -4,16 +4,21 @@ At construction every group's parameters are bound to contiguous storage
 (:func:`lamina.nn.utils.flatten_parameters`), so ``step`` runs a few vectorized
 statements per group instead of a Python loop over parameters. Note: with flat buffers,
 gradients are zero-filled views after ``zero_grad()`` rather than ``None``, and a
-parameter that got no gradient is still updated by momentum and weight decay.
+parameter that got no gradient in a step is still updated by momentum and weight decay.
+Parameters with ``requires_grad=False`` (frozen) are skipped as in PyTorch: their values
+and their slices of the optimizer state are left as they were.
 """
 from .. import backend as B
 from ..nn.utils.flat import flatten_parameters
-from ..tensor import Parameter, Tensor
+from ..tensor import _GRAD_SLOT, Parameter, Tensor
 
 
 class Optimizer:
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
+        if isinstance(params, Tensor):
+            raise TypeError(f"{type(self).__name__}: params must be an iterable of Parameters "
+                            f"or dicts, got a single {type(params).__name__}")
         params = list(params)
         if not params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
@@ -21,6 +26,7 @@ class Optimizer:
         self.param_groups = []
         self._flat = []      # per group: (data, grad) flat views
         self._bound = []     # per group: [(param, data view, grad tensor)]
+        self._spans = []     # per group: [(param, start, stop)] in the flat arrays
         self.state = {}      # per group index: dict of flat state arrays
         seen = set()
         for g in groups:
@@ -46,25 +52,47 @@ class Optimizer:
         self.param_groups.append(group)
         self._flat.append(None)
         self._bound.append(None)
+        self._spans.append(None)
         self._bind(len(self.param_groups) - 1)
 
     def _bind(self, i):
         ps = self.param_groups[i]["params"]
         self._flat[i] = flatten_parameters(ps)
         self._bound[i] = [(p, p.data, p.grad) for p in ps]
+        spans, seen, off = [], set(), 0
+        for p in ps:
+            if id(p) not in seen:
+                seen.add(id(p))
+                spans.append((p, off, off + p.data.size))
+                off += p.data.size
+        self._spans[i] = spans
 
     def _group_buffers(self, i):
         """(data, grad) of group i, rebinding first if someone replaced a param's arrays."""
         for p, d, g in self._bound[i]:
-            if p.data is not d or p.grad is not g:
+            if p.data is not d or _GRAD_SLOT.__get__(p) is not g:
                 self._bind(i)
                 break
         return self._flat[i]
 
     def zero_grad(self, set_to_none=True):
-        """Zero every group's flat gradient (the per-parameter grads are views of it)."""
+        """Reset every parameter's gradient (views of the flat gradient).
+
+        ``set_to_none=True`` (the default, as in PyTorch) resets lazily: each parameter
+        is only marked zero, and the next backward writes its gradient straight into the
+        storage instead of adding it to a filled zero. ``p.grad`` still reads as zeros,
+        but the raw flat gradient array holds stale values until the next backward (as
+        PyTorch's grads are None). ``set_to_none=False`` fills the storage with zeros.
+        """
         for i in range(len(self.param_groups)):
-            self._group_buffers(i)[1].fill(0)
+            _, grad = self._group_buffers(i)
+            if set_to_none:
+                for p, _, _ in self._bound[i]:
+                    p._gzero = True
+            else:
+                grad.fill(0)
+                for p, _, _ in self._bound[i]:
+                    p._gzero = False
 
     def step(self, closure=None):
         loss = None
@@ -74,13 +102,41 @@ class Optimizer:
                 loss = closure()
         for i, group in enumerate(self.param_groups):
             data, grad = self._group_buffers(i)
-            self._update(group, data, grad, self.state.setdefault(i, {}))
+            state = self.state.setdefault(i, {})
+            frozen = []
+            for p, a, b in self._spans[i]:
+                if p._gzero:  # no gradient arrived since zero_grad: it is zero
+                    grad[a:b] = 0
+                    p._gzero = False
+                if not p.requires_grad:
+                    frozen.append((a, b))
+            if frozen:
+                self._update_skipping(group, data, grad, state, frozen)
+            else:
+                self._update(group, data, grad, state)
         return loss
+
+    def _update_skipping(self, group, data, grad, state, frozen):
+        """``_update``, then put back the frozen spans of the parameters and of every flat
+        state array (state created by this update starts at zero there)."""
+        def flat_state():
+            return {k: v for k, v in state.items()
+                    if isinstance(v, B.xp.ndarray) and v.shape == data.shape}
+        saved = {k: [v[a:b].copy() for a, b in frozen] for k, v in flat_state().items()}
+        saved_data = [data[a:b].copy() for a, b in frozen]
+        self._update(group, data, grad, state)
+        for (a, b), d in zip(frozen, saved_data):
+            data[a:b] = d
+        for k, v in flat_state().items():
+            for j, (a, b) in enumerate(frozen):
+                v[a:b] = saved[k][j] if k in saved else 0
 
     def _update(self, group, data, grad, state):
         raise NotImplementedError
 
     def state_dict(self):
+        """{"state": {group index: {name: flat array copy}}, "param_groups": [...]}; the
+        state is per group (flat), not per parameter as in PyTorch."""
         groups = []
         index = 0
         for g in self.param_groups:

@@ -8,9 +8,13 @@ class ReLU(Module):
 
     def __init__(self, inplace=False):
         super().__init__()
+        self.inplace = inplace  # accepted for compatibility; lamina computes out of place
 
     def forward(self, x):
         return ops.relu(x)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
 
 
 class Tanh(Module):
@@ -24,6 +28,9 @@ class Sigmoid(Module):
 
 
 class Softmax(Module):
+    """Softmax over ``dim`` (default -1, the last dimension; PyTorch's deprecated implicit
+    dim choice is not reproduced)."""
+
     def __init__(self, dim=-1):
         super().__init__()
         self.dim = dim

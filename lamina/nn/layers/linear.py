@@ -29,10 +29,15 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x):
-        if x.shape[-1:] != (self.in_features,):
-            raise ValueError(f"Linear({self.in_features}, {self.out_features}): input of shape "
-                             f"{tuple(x.shape)} does not end in {self.in_features} features")
-        return ops.linear(x, self.weight, self.bias)
+        try:
+            return ops.linear(x, self.weight, self.bias)
+        except ValueError:
+            # checked only on failure, so the hot path pays nothing
+            if tuple(x.shape[-1:]) != (self.in_features,):
+                raise ValueError(f"Linear(in_features={self.in_features}, out_features="
+                                 f"{self.out_features}): input of shape {tuple(x.shape)} does "
+                                 f"not end in {self.in_features} features") from None
+            raise
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

@@ -1,0 +1,146 @@
+"""Training-step benchmarks, lamina and PyTorch side by side in one process.
+
+Each case builds the same network in both frameworks (same float32 weights, same data),
+then times blocks of training steps (zero_grad, forward, loss, backward, optimizer step),
+alternating lamina and PyTorch block by block so both see the same machine state.
+Prints the median time per step of each and the ratio lamina / PyTorch.
+
+    python benchmarks/bench_step.py            # all cases
+    python benchmarks/bench_step.py xor --repeats 15
+"""
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+
+import lamina
+import lamina.nn.functional as LF
+from lamina import nn as lnn
+
+
+def _copy_weights(lam_layers, torch_layers):
+    for ll, tl in zip(lam_layers, torch_layers):
+        ll.weight.data[...] = tl.weight.detach().numpy()
+        ll.bias.data[...] = tl.bias.detach().numpy()
+
+
+def _mlp_pair(sizes, act):
+    torch.manual_seed(0)
+    t_layers = [torch.nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
+    l_layers = [lnn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
+    _copy_weights(l_layers, t_layers)
+    t_mods, l_mods = [], []
+    for i, (tl, ll) in enumerate(zip(t_layers, l_layers)):
+        t_mods.append(tl)
+        l_mods.append(ll)
+        if i < len(t_layers) - 1:
+            t_mods.append(torch.nn.Tanh() if act == "tanh" else torch.nn.ReLU())
+            l_mods.append(lnn.Tanh() if act == "tanh" else lnn.ReLU())
+    return lnn.Sequential(*l_mods), torch.nn.Sequential(*t_mods)
+
+
+def case_xor():
+    """The notes' XOR network: 2-8-1 tanh MLP, BCE-with-logits, batch 4, plain SGD."""
+    lam_net, tor_net = _mlp_pair([2, 8, 1], "tanh")
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
+    y = np.array([[0], [1], [1], [0]], np.float32)
+    lx, ly = lamina.from_numpy(x), lamina.from_numpy(y)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    lopt = lamina.optim.SGD(lam_net.parameters(), lr=0.5)
+    topt = torch.optim.SGD(tor_net.parameters(), lr=0.5)
+
+    def lam_step():
+        lopt.zero_grad()
+        loss = LF.binary_cross_entropy_with_logits(lam_net(lx), ly)
+        loss.backward()
+        lopt.step()
+        return loss
+
+    def tor_step():
+        topt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(tor_net(tx), ty)
+        loss.backward()
+        topt.step()
+        return loss
+
+    return lam_step, tor_step, 1000
+
+
+def case_mlp():
+    """MLP 784-1024-1024-10, ReLU, batch 128, cross-entropy, SGD momentum 0.9."""
+    lam_net, tor_net = _mlp_pair([784, 1024, 1024, 10], "relu")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((128, 784)).astype(np.float32)
+    y = rng.integers(0, 10, 128).astype(np.int64)
+    lx, ly = lamina.from_numpy(x), lamina.from_numpy(y)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    lopt = lamina.optim.SGD(lam_net.parameters(), lr=0.01, momentum=0.9)
+    topt = torch.optim.SGD(tor_net.parameters(), lr=0.01, momentum=0.9)
+
+    def lam_step():
+        lopt.zero_grad()
+        loss = LF.cross_entropy(lam_net(lx), ly)
+        loss.backward()
+        lopt.step()
+        return loss
+
+    def tor_step():
+        topt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(tor_net(tx), ty)
+        loss.backward()
+        topt.step()
+        return loss
+
+    return lam_step, tor_step, 20
+
+
+CASES = {"xor": case_xor, "mlp": case_mlp}
+
+
+def _time_block(step, n):
+    t0 = time.perf_counter()
+    for _ in range(n):
+        step()
+    return (time.perf_counter() - t0) / n
+
+
+def run(name, repeats):
+    lam_step, tor_step, n = CASES[name]()
+    for _ in range(max(3, n // 10)):  # warm up both
+        lam_step()
+        tor_step()
+    lam_times, tor_times = [], []
+    for r in range(repeats):
+        order = (lam_step, tor_step) if r % 2 == 0 else (tor_step, lam_step)
+        for step in order:
+            t = _time_block(step, n)
+            (lam_times if step is lam_step else tor_times).append(t)
+    lam_med, tor_med = statistics.median(lam_times), statistics.median(tor_times)
+    return lam_med, tor_med
+
+
+def _fmt(seconds):
+    return f"{seconds * 1e6:9.1f} µs" if seconds < 1e-3 else f"{seconds * 1e3:9.2f} ms"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("cases", nargs="*", default=list(CASES))
+    p.add_argument("--repeats", type=int, default=11, help="timed blocks per framework")
+    a = p.parse_args()
+    threads = torch.get_num_threads()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; "
+          f"torch {torch.__version__} ({threads} threads), numpy {np.__version__}, "
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}")
+    print(f"{'case':6s} {'lamina':>12s} {'pytorch':>12s}   lamina/pytorch")
+    for name in a.cases:
+        lam, tor = run(name, a.repeats)
+        print(f"{name:6s} {_fmt(lam)} {_fmt(tor)}   {lam / tor:.3f}")
+
+
+if __name__ == "__main__":
+    main()
