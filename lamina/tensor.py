@@ -558,12 +558,20 @@ def full(size, fill_value, dtype=None, requires_grad=False):
 
 
 def arange(start, end=None, step=1, dtype=None, requires_grad=False):
+    """Values from ``start`` up to ``end`` (excluded) by ``step``: int64 when all three are
+    integers, else the default float dtype, as in PyTorch."""
     if end is None:
         start, end = 0, start
     if dtype is None:
-        is_int = all(isinstance(v, int) for v in (start, end, step))
+        is_int = all(isinstance(v, (int, B.xp.integer)) for v in (start, end, step))
         dtype = B.int64 if is_int else B.get_default_dtype()
-    return _finish(B.xp.arange(start, end, step, dtype=B.to_dtype(dtype)), requires_grad)
+    dtype = B.to_dtype(dtype)
+    if dtype.kind == "f":
+        # start + i * step in float64, then rounded once (a float32 arange drifts)
+        arr = B.xp.arange(start, end, step, dtype=B.float64).astype(dtype)
+    else:
+        arr = B.xp.arange(start, end, step, dtype=dtype)
+    return _finish(arr, requires_grad)
 
 
 def linspace(start, end, steps, dtype=None, requires_grad=False):

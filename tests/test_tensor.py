@@ -172,6 +172,23 @@ def test_arange_matches_torch(args, kw):
     np.testing.assert_allclose(t.numpy(), r.numpy(), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("args", [(1, 2, 1e-4), (0, 1000, 0.1), (-3.3, 7.7, 0.013)])
+def test_long_float_arange_does_not_drift(args):
+    # within one float32 rounding at the range's largest magnitude of torch's values (a float32
+    # accumulation drifts by many of those); and within half a rounding of the exact values
+    t, r = lamina.arange(*args).numpy(), torch.arange(*args).numpy()
+    assert t.shape == r.shape
+    one_ulp = np.spacing(np.abs(r).max())
+    np.testing.assert_allclose(t, r, rtol=0, atol=one_ulp)
+    exact = args[0] + np.arange(len(t)) * args[2]
+    assert np.all(np.abs(t - exact) <= np.spacing(np.abs(t)) / 2 + 1e-12)
+
+
+def test_arange_numpy_integer_arguments_give_int64():
+    assert lamina.arange(np.int64(5)).dtype == np.int64
+    assert lamina.arange(np.int32(1), 4).tolist() == [1, 2, 3]
+
+
 def test_arange_requires_grad_and_errors():
     t = lamina.arange(0.0, 3.0, requires_grad=True)
     assert t.requires_grad and t.dtype == np.float32
@@ -193,13 +210,15 @@ def test_rand_randn_randint_ranges_and_dtypes():
     u = lamina.rand(1000)
     assert u.dtype == np.float32 and 0.0 <= u.numpy().min() and u.numpy().max() < 1.0
     n = lamina.randn(20000, dtype=lamina.float64)
-    assert n.dtype == np.float64 and abs(n.numpy().mean()) < 0.05 and abs(n.numpy().std() - 1) < 0.05
+    assert n.dtype == np.float64
+    assert abs(n.numpy().mean()) < 0.05 and abs(n.numpy().std() - 1) < 0.05
     assert lamina.randn(4, dtype=lamina.float16).dtype == np.float16
     i = lamina.randint(3, 7, (500,))
     assert i.dtype == np.int64 and i.shape == (500,)
     assert set(i.tolist()) == {3, 4, 5, 6}
     j = lamina.randint(5, (2, 3))  # torch's randint(high, size)
-    assert j.shape == (2, 3) and j.dtype == np.int64 and 0 <= j.numpy().min() and j.numpy().max() < 5
+    assert j.shape == (2, 3) and j.dtype == np.int64
+    assert 0 <= j.numpy().min() and j.numpy().max() < 5
     k = lamina.randint(0, 4, size=(3,), dtype=lamina.int32)
     assert k.dtype == np.int32
     p = lamina.randperm(6)
@@ -212,7 +231,8 @@ def test_like_forms():
     assert lamina.zeros_like(x).dtype == np.int32 and lamina.zeros_like(x).tolist() == [[0, 0, 0]]
     assert lamina.ones_like(f).dtype == np.float64 and lamina.ones_like(f).shape == (2, 1)
     assert lamina.empty_like(f).shape == (2, 1)
-    assert lamina.full_like(x, 4).tolist() == [[4, 4, 4]] and lamina.full_like(x, 4).dtype == np.int32
+    assert lamina.full_like(x, 4).tolist() == [[4, 4, 4]]
+    assert lamina.full_like(x, 4).dtype == np.int32
     assert lamina.rand_like(f).dtype == np.float64 and lamina.rand_like(f).shape == (2, 1)
     assert lamina.randn_like(f, dtype=lamina.float32).dtype == np.float32
     r = lamina.randint_like(x, 10)
@@ -227,8 +247,9 @@ def test_like_forms():
 # ---------------------------------------------------------------- seeding
 def _draws():
     lin = lamina.nn.Linear(4, 3)
-    return [lamina.rand(5).numpy(), lamina.randn(2, 3).numpy(), lamina.randint(0, 100, (6,)).numpy(),
-            lamina.randperm(8).numpy(), lin.weight.numpy().copy(), lamina.rand_like(lamina.zeros(3)).numpy()]
+    return [lamina.rand(5).numpy(), lamina.randn(2, 3).numpy(),
+            lamina.randint(0, 100, (6,)).numpy(), lamina.randperm(8).numpy(),
+            lin.weight.numpy().copy(), lamina.rand_like(lamina.zeros(3)).numpy()]
 
 
 def test_manual_seed_reproducible():
@@ -308,7 +329,8 @@ def test_repr_of_nonleaf_and_readable_random_values():
     lamina.manual_seed(0)
     s = repr(lamina.randn(3, 3))
     assert "e+" not in s and "e-" not in s
-    assert repr(lamina.nn.Parameter(lamina.zeros(1).data)).startswith("Parameter containing:\ntensor(")
+    p = lamina.nn.Parameter(lamina.zeros(1).data)
+    assert repr(p).startswith("Parameter containing:\ntensor(")
 
 
 # ---------------------------------------------------------------- NumPy interop

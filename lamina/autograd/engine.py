@@ -34,15 +34,20 @@ def _check_root(root, gradient):
 
 
 def _count_consumers(roots):
-    """Map id(tensor) -> number of recorded consumers, over tensors that require grad."""
+    """{tensor: number of recorded consumers} over the tensors that require grad.
+
+    Tensors are dict keys by identity (``Tensor.__hash__`` is ``object.__hash__``, and
+    distinct live objects never share a hash, so the elementwise ``==`` is never called).
+    """
     deps = {}
     stack = []
     for r in roots:
-        if id(r) not in deps:
-            deps[id(r)] = 0
+        if r not in deps:
+            deps[r] = 0
             stack.append(r)
+    pop, push = stack.pop, stack.append
     while stack:
-        t = stack.pop()
+        t = pop()
         fn = t._fn
         if fn is None:
             continue
@@ -51,12 +56,11 @@ def _count_consumers(roots):
         for p in t._parents:
             if p is None or not p.requires_grad:
                 continue
-            k = id(p)
-            if k in deps:
-                deps[k] += 1
+            if p in deps:
+                deps[p] += 1
             else:
-                deps[k] = 1
-                stack.append(p)
+                deps[p] = 1
+                push(p)
     return deps
 
 
@@ -120,51 +124,48 @@ def execute(roots, root_grads, retain_graph=False, capture=None):
     deps = _count_consumers(roots)
     grads = {}
     for r, g in zip(roots, root_grads):
-        k = id(r)
-        grads[k] = grads[k] + g if k in grads else g
-    captured = None
-    if capture is not None:
-        captured = {id(t): None for t in capture}
+        grads[r] = grads[r] + g if r in grads else g
+    captured = None if capture is None else {t: None for t in capture}
     ready = []
     for r in roots:
-        if deps[id(r)] == 0 and all(r is not q for q in ready):
+        if deps[r] == 0 and all(r is not q for q in ready):
             ready.append(r)
+    ndarray = B.xp.ndarray
+    pop, push = ready.pop, ready.append
     while ready:
-        t = ready.pop()
-        k = id(t)
-        g = grads.pop(k, None)
+        t = pop()
+        g = grads.pop(t, None)
         fn = t._fn
-        parents = t._parents
         if g is not None:
             if t._hooks:
                 g = _run_hooks(t, g)
             if captured is not None:
-                if k in captured:
-                    captured[k] = _array(g)
+                if t in captured:
+                    captured[t] = _array(g)
             elif fn is None or t._retain:
                 _accumulate_leaf(t, g)
         if fn is None:
             continue
-        if g is not None:
-            pgrads = fn(g if g.__class__ is B.xp.ndarray else _array(g))
-        else:
+        parents = t._parents
+        if g is None:
             pgrads = (None,) * len(parents)
+        else:
+            pgrads = fn(g if g.__class__ is ndarray else _array(g))
         for p, pg in zip(parents, pgrads):
             if p is None or not p.requires_grad:
                 continue
-            pk = id(p)
             if pg is not None:
-                prev = grads.get(pk)
-                grads[pk] = pg if prev is None else prev + pg
-            n = deps[pk] - 1
-            deps[pk] = n
+                prev = grads.get(p)
+                grads[p] = pg if prev is None else prev + pg
+            n = deps[p] - 1
+            deps[p] = n
             if n == 0:
-                ready.append(p)
+                push(p)
         if not retain_graph:
             t._fn = freed_fn
             t._parents = ()
     if captured is not None:
-        return [captured[id(t)] for t in capture]
+        return [captured[t] for t in capture]
     return None
 
 

@@ -1,4 +1,5 @@
-"""Gradients as values: ``autograd.grad`` (PyTorch), ``lamina.grad``/``value_and_grad`` (JAX/Theano)."""
+"""Gradients as values: ``autograd.grad`` (PyTorch), ``lamina.grad`` and ``value_and_grad``
+(JAX/Theano)."""
 import functools
 
 from .. import backend as B

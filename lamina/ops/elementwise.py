@@ -165,6 +165,7 @@ def _record(out, a, b, ga, gb, backward):
             da, db = inner(g)
             return (None if da is None else da.astype(ta, copy=False),
                     None if db is None else db.astype(tb, copy=False))
+        backward.__qualname__ = inner.__qualname__  # grad_fn names the op, not the cast
     return result(out, (a if ga else None, b if gb else None), backward)
 
 
@@ -251,15 +252,19 @@ def _div_rounded(a, b, mode, op):
             out = out.astype(dt)
     else:
         raise ValueError(f"div: rounding_mode must be None, 'floor' or 'trunc', got {mode!r}")
-    return _zero_grad_result(out, a, b)
+    return _zero_grad_result(op, out, a, b)
 
 
-def _zero_grad_result(out, *inputs):
+def _zero_grad_result(name, out, *inputs):
     """Piecewise-constant ops: gradient zero almost everywhere (PyTorch returns zeros)."""
     tensors = tuple(x for x in inputs if _grad(x))
     if not tensors:
         return plain(out)
-    return result(out, tensors, lambda g: tuple(B.xp.zeros(t.shape, t.dtype) for t in tensors))
+
+    def backward(g):
+        return tuple(B.xp.zeros(t.shape, t.dtype) for t in tensors)
+    backward.__qualname__ = f"{name}.<locals>.backward"
+    return result(out, tensors, backward)
 
 
 def rdiv(a, b):
@@ -343,13 +348,18 @@ def _unary(name, fwd, bwd, floats=True):
     """An op y = fwd(x) whose input gradient is bwd(g, x, y). With ``floats``, int/bool
     inputs are computed in the default float dtype (PyTorch's exp(int) is float)."""
 
+    qualname = f"{name}.<locals>.backward"  # grad_fn shows e.g. ExpBackward
+
     def op(x):
         xd = x.data
         if floats and xd.dtype.kind in "biu":
             xd = xd.astype(B.get_default_dtype())
         y = fwd(xd)
         if x.requires_grad and grad_mode.enabled:
-            return result(y, (x,), lambda g: (bwd(g, xd, y),))
+            def backward(g):
+                return (bwd(g, xd, y),)
+            backward.__qualname__ = qualname
+            return result(y, (x,), backward)
         return plain(y)
 
     op.__name__ = op.__qualname__ = name
@@ -408,7 +418,7 @@ def relu(x):
 
 def _piecewise_constant(name, fwd):
     def op(x):
-        return _zero_grad_result(fwd(x.data), x)
+        return _zero_grad_result(name, fwd(x.data), x)
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"Elementwise ``{name}`` (gradient zero, as in PyTorch)."
     return op
@@ -422,7 +432,7 @@ trunc = _piecewise_constant("trunc", B.xp.trunc)
 
 def round(x, decimals=0):
     """Round half to even (to ``decimals`` places); gradient zero, as in PyTorch."""
-    return _zero_grad_result(B.xp.round(x.data, decimals), x)
+    return _zero_grad_result("round", B.xp.round(x.data, decimals), x)
 
 
 def clamp(x, min=None, max=None):
@@ -500,6 +510,8 @@ def _select_binary(name, fwd, a_loses, b_loses):
     """maximum/minimum: the gradient goes to the winner, ties split it evenly and NaNs
     pass it to both (PyTorch's formulas)."""
 
+    qualname = f"{name}.<locals>.backward"
+
     def op(a, b):
         ad, bd = _prepare(a, b)
         out = _apply(name, fwd, ad, bd)
@@ -513,6 +525,7 @@ def _select_binary(name, fwd, a_loses, b_loses):
             return (unbroadcast(B.xp.where(a_loses(ad, bd), 0, half), sa) if ga else None,
                     unbroadcast(B.xp.where(b_loses(ad, bd), 0, half), sb) if gb else None)
 
+        backward.__qualname__ = qualname
         return _record(out, a, b, ga, gb, backward)
 
     op.__name__ = op.__qualname__ = name

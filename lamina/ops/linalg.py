@@ -225,7 +225,10 @@ def einsum(equation, *operands):
         target = tuple(sizes[c] for c in s)
         arrays.append(o.data if o.shape == target else B.xp.broadcast_to(o.data, target))
     expr = ",".join(subs) + "->" + out_sub
-    out = B.xp.einsum(expr, *arrays, optimize=len(arrays) > 2)
+    out = _contract2(subs[0], arrays[0], subs[1], arrays[1], out_sub) \
+        if len(arrays) == 2 else None
+    if out is None:
+        out = B.xp.einsum(expr, *arrays, optimize=len(arrays) > 2)
     need = [o.requires_grad and grad_mode.enabled for o in ops]
     if not any(need):
         return plain(out)
@@ -242,6 +245,48 @@ def einsum(equation, *operands):
     return result(out, tuple(o if n else None for o, n in zip(ops, need)), backward)
 
 
+def _prod(sizes):
+    n = 1
+    for k in sizes:
+        n *= k
+    return n
+
+
+def _contract2(sa, a, sb, b, so):
+    """``einsum(sa + ',' + sb + '->' + so, a, b)`` as one (batched) matmul, which uses BLAS
+    where NumPy's einsum loops in C (7-12x slower for 'bij,bjk->bik' and 'ij,jk->ik').
+    None when einsum itself is the better tool: a repeated letter (a diagonal), nothing
+    contracted (outer products), or nothing but a batched dot product."""
+    if len(set(sa)) != len(sa) or len(set(sb)) != len(sb) or len(set(so)) != len(so):
+        return None
+    size = dict(zip(sa, a.shape))
+    size.update(zip(sb, b.shape))
+    # letters only in one operand and not in the output are summed out first
+    only_a = tuple(k for k, c in enumerate(sa) if c not in sb and c not in so)
+    if only_a:
+        a = a.sum(axis=only_a)
+        sa = "".join(c for c in sa if c in sb or c in so)
+    only_b = tuple(k for k, c in enumerate(sb) if c not in sa and c not in so)
+    if only_b:
+        b = b.sum(axis=only_b)
+        sb = "".join(c for c in sb if c in sa or c in so)
+    batch = [c for c in so if c in sa and c in sb]
+    contr = [c for c in sa if c in sb and c not in so]
+    free_a = [c for c in sa if c not in sb]
+    free_b = [c for c in sb if c not in sa]
+    k = _prod(size[c] for c in contr)
+    m, n = _prod(size[c] for c in free_a), _prod(size[c] for c in free_b)
+    if len(batch) + len(free_a) + len(free_b) != len(so) or k <= 1 or m * n <= 1:
+        return None
+    nb = _prod(size[c] for c in batch)
+    am = a.transpose([sa.index(c) for c in batch + free_a + contr]).reshape(nb, m, k)
+    bm = b.transpose([sb.index(c) for c in batch + contr + free_b]).reshape(nb, k, n)
+    out = am[0] @ bm[0] if not batch else am @ bm
+    have = batch + free_a + free_b
+    out = out.reshape([size[c] for c in have])
+    return out.transpose([have.index(c) for c in so])
+
+
 def _einsum_operand_grad(g, out_sub, subs, arrays, i, sizes):
     target = subs[i]
     uniq = "".join(dict.fromkeys(target))
@@ -250,7 +295,10 @@ def _einsum_operand_grad(g, out_sub, subs, arrays, i, sizes):
     # letters only in this operand were summed away: the gradient is constant along them
     reduced = "".join(c for c in uniq if c in present)
     expr = ",".join([out_sub] + [s for s, _ in others]) + "->" + reduced
-    gi = B.xp.einsum(expr, g, *[a for _, a in others], optimize=len(others) > 1)
+    gi = _contract2(out_sub, g, others[0][0], others[0][1], reduced) \
+        if len(others) == 1 else None
+    if gi is None:
+        gi = B.xp.einsum(expr, g, *[a for _, a in others], optimize=len(others) > 1)
     full_shape = tuple(sizes[c] for c in uniq)
     gi = B.xp.broadcast_to(B.xp.expand_dims(gi, tuple(k for k, c in enumerate(uniq)
                                                        if c not in present)), full_shape)

@@ -1,9 +1,10 @@
-"""Fused loss primitives: softmax cross-entropy, negative log-likelihood and sigmoid binary
-cross-entropy on logits.
+"""Loss primitives: softmax cross-entropy, negative log-likelihood, sigmoid binary
+cross-entropy on logits, and binary cross-entropy on probabilities.
 
 Fusing saves the intermediate softmax/sigmoid node and gives the short, stable gradients
-(softmax - onehot) and (sigmoid - target). Other losses are compositions in
-:mod:`lamina.nn.functional`.
+(softmax - onehot) and (sigmoid - target); nll_loss and binary_cross_entropy are primitives
+for PyTorch's exact semantics (no renormalisation; logs clamped at -100). mse_loss and
+l1_loss are compositions in :mod:`lamina.nn.functional`.
 
 Class-index losses work on a (M, C) view: logits (N, C, d1, ...) have their class axis
 moved last and are flattened, so every case is one 2-D gather.
@@ -54,8 +55,8 @@ def _softmax_rows(x):
     times cheaper than row-wise reductions over a short class axis); if some row lies so
     far below the batch max that its sum leaves the normal float range, or the max is not
     finite, it falls back to a per-row shift."""
-    m = x.max()
-    if B.xp.isfinite(m):
+    m = x.max() if x.size else None
+    if m is not None and B.xp.isfinite(m):
         shifted = x - m
         e = B.xp.exp(shifted)
         s = e @ B.xp.ones(x.shape[1], dtype=e.dtype)

@@ -59,7 +59,7 @@ def sum(x, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None):
     axes = _axes("sum", x, dim, axis)
     keep = _keep(keepdim, keepdims)
     xd = x.data
-    if dtype is None and xd.dtype.kind in "bu" or xd.dtype.kind == "i" and dtype is None:
+    if dtype is None and xd.dtype.kind in "biu":  # integer sums accumulate in int64
         dtype = B.int64
     out = xd.sum(axis=axes, keepdims=keep, dtype=B.to_dtype(dtype))
     if x.requires_grad and grad_mode.enabled:

@@ -3,7 +3,7 @@ import builtins
 
 from .. import backend as B
 from .. import grad_mode
-from ..tensor import Tensor, plain, result
+from ..tensor import plain, result
 from .elementwise import unbroadcast
 from .indexing import SliceGrad, index_add_zeros
 

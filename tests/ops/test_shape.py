@@ -101,6 +101,11 @@ def test_shape_op(name):
     run(f, x)
 
 
+def test_expand_as():
+    run(lambda m, x, y: x.expand_as(y) * y, rand(3, 1, seed=1), rand(2, 3, 4, seed=2))
+    run(lambda m, x: x.expand_as(m.zeros(4, 3)), rand(3, seed=1))
+
+
 # non-contiguous inputs (transposed storage) and non-contiguous intermediates
 NONCONTIG = {
     "reshape": lambda m, x: x.reshape(-1),
@@ -280,6 +285,8 @@ def test_cat_mismatched_shapes():
         L.cat([L.zeros(2, 3), L.zeros(3)], 1)
     with pytest.raises(ValueError, match="cat: expected a non-empty"):
         L.cat([])
+    with pytest.raises(ValueError, match="cat: zero-dimensional tensors cannot be concatenated"):
+        L.cat([L.tensor(1.0), L.tensor(2.0)])
 
 
 def test_stack_mismatched_shapes():

@@ -151,6 +151,17 @@ def test_cross_entropy_rows_far_apart(reduction, offsets):
              lambda x, q: TF.cross_entropy(x, q, reduction=reduction), a, q)
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_cross_entropy_empty_batch_like_torch(reduction):
+    x = lamina.zeros(0, 3, requires_grad=True)
+    out = F.cross_entropy(x, lamina.tensor(np.zeros(0, np.int64)), reduction=reduction)
+    ref = TF.cross_entropy(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long),
+                           reduction=reduction)
+    np.testing.assert_array_equal(out.numpy(), ref.numpy())
+    out.sum().backward()
+    assert x.grad.shape == (0, 3)
+
+
 def test_cross_entropy_module_and_methods_agree():
     x = lamina.tensor(rand(5, 4, seed=15), requires_grad=True)
     t = lamina.tensor(T_NC)
