@@ -731,25 +731,25 @@ def test_gradcheck_does_not_touch_grad_or_values():
 
 
 # ---------------------------------------------------------------- regressions found while testing
-def test_shared_weight_lazy_and_plain_gradients_sum_like_torch():
+@pytest.mark.parametrize("terms", [("linear", "decay"), ("decay", "linear"),
+                                   ("linear", "linear2")])
+def test_shared_weight_lazy_and_plain_gradients_sum_like_torch(terms):
     """A Linear weight also used elsewhere (weight decay, a second linear): the engine sums a
     deferred (lazy) weight gradient with ordinary ones in either order."""
-    F = lamina.nn.functional
     rng = np.random.default_rng(27)
     x0 = rng.standard_normal((4, 3)).astype(np.float32)
     w0 = rng.standard_normal((2, 3)).astype(np.float32)
-    for order in range(3):
-        W = lamina.nn.Parameter(w0.copy())
-        tW = torch.tensor(w0, requires_grad=True)
-        x, tx = lamina.tensor(x0), torch.tensor(x0)
-        lin = lambda inp, w: F.linear(inp, w) if isinstance(w, lamina.Tensor) else \
-            torch.nn.functional.linear(inp, w)  # noqa: E731
-        terms = [lambda i, w: lin(i, w).sum(), lambda i, w: (w * w).sum(),
-                 lambda i, w: lin(i * 2, w).sum()]
-        use = [(0, 1), (1, 0), (0, 2)][order]
-        sum(terms[j](x, W) for j in use).backward()
-        sum(terms[j](tx, tW) for j in use).backward()
-        close(W.grad, tW.grad)
+
+    def loss(F, x, w):
+        parts = {"linear": lambda: F.linear(x, w).sum(), "decay": lambda: (w * w).sum(),
+                 "linear2": lambda: F.linear(x * 2, w).sum()}
+        return parts[terms[0]]() + parts[terms[1]]()
+
+    W = lamina.nn.Parameter(w0.copy())
+    tW = torch.tensor(w0, requires_grad=True)
+    loss(lamina.nn.functional, lamina.tensor(x0), W).backward()
+    loss(torch.nn.functional, torch.tensor(x0), tW).backward()
+    close(W.grad, tW.grad)
 
 
 def test_tensor_constructor_dtype():

@@ -107,6 +107,13 @@ EINSUM = [
     ("iJ,Jk->ik", [(3, 4), (4, 2)]),
     ("ij, jk -> ik", [(3, 4), (4, 2)]),
     ("ij,ij->ij", [(3, 1), (3, 4)]),  # size-1 letter broadcasts
+    # two-operand contractions that go through one batched matmul, in assorted layouts
+    ("ij,jk->ki", [(3, 4), (4, 2)]),
+    ("abc,cd->dba", [(2, 3, 4), (4, 2)]),
+    ("ijk,jl->il", [(2, 3, 2), (3, 4)]),  # k summed in operand 0 only
+    ("bij,bkj->kbi", [(2, 3, 4), (2, 2, 4)]),
+    ("bi,bij->bj", [(2, 3), (2, 3, 4)]),
+    ("ij,jk->ik", [(1, 4), (4, 1)]),
 ]
 
 
