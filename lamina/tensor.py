@@ -101,7 +101,20 @@ class Tensor:
         return self.data.tolist()
 
     def __array__(self, dtype=None, copy=None):
-        return self.data if dtype is None else self.data.astype(dtype)
+        """``np.asarray(t)`` shares memory; ``np.array(t)`` (copy=True) copies."""
+        data = self.data
+        if dtype is not None and data.dtype != dtype:
+            if copy is False:
+                raise ValueError(f"__array__: converting {data.dtype} to {B.to_dtype(dtype)} "
+                                 f"needs a copy, but copy=False was given")
+            return data.astype(dtype)
+        return data.copy() if copy else data
+
+    def __format__(self, spec):
+        """``f"{loss:.4f}"`` formats a 0-d tensor as its number, as in PyTorch."""
+        if self.data.ndim == 0:
+            return format(self.data.item(), spec)
+        return object.__format__(self, spec)
 
     def __float__(self):
         return float(self.item())

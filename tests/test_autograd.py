@@ -217,8 +217,8 @@ def test_unrolled_tanh_recurrence_1000_steps_matches_torch():
     (h * h).sum().backward()
     (th * th).sum().backward()
     close(h, th)
-    close(W.grad, tW.grad, atol=1e-4)
-    close(U.grad, tU.grad, atol=1e-4)
+    close(W.grad, tW.grad)
+    close(U.grad, tU.grad)
 
 
 # ---------------------------------------------------------------- graph memory
@@ -231,7 +231,7 @@ def test_saved_buffers_freed_after_backward():
     gc.collect()
     assert ref() is not None  # kept alive by the graph until backward
     loss.backward()
-    gc.collect()
+    # no gc.collect(): reference counting alone must free it (no cycles through closures)
     assert ref() is None, "the backward closure still holds the saved array"
     assert loss.grad_fn is not None  # the root keeps a marker so a 2nd backward can complain
 
@@ -461,6 +461,8 @@ def test_autograd_grad_allow_unused():
     assert gx.tolist() == [2.0] and gz is None
     with pytest.raises(RuntimeError, match="does not require grad"):
         lamina.autograd.grad((x * 2).sum(), [lamina.tensor([1.0])])
+    with pytest.raises(ValueError, match="2 grad_outputs for 1 outputs"):
+        lamina.autograd.grad(x * 2, [x], grad_outputs=[lamina.ones(1), lamina.ones(1)])
 
 
 def test_lamina_grad_argnums_and_has_aux():

@@ -109,6 +109,28 @@ def test_conversions_and_properties():
         len(s)
 
 
+def test_numpy_conversion_copy_semantics():
+    t = lamina.tensor([1.0, 2.0])
+    a = np.array(t)  # np.array copies (copy=True), as for a torch tensor
+    a[0] = 99.0
+    assert t.tolist() == [1.0, 2.0]
+    b = np.asarray(t)  # asarray shares
+    b[1] = 5.0
+    assert t.tolist() == [1.0, 5.0]
+    assert np.array(t, dtype=np.float64).dtype == np.float64
+    with pytest.raises(ValueError, match="copy=False"):
+        np.asarray(t, dtype=np.float64, copy=False)
+
+
+def test_format_spec_of_scalar_tensors():
+    loss = lamina.tensor(0.123456)
+    assert f"{loss:.3f}" == "0.123" == f"{torch.tensor(0.123456):.3f}"
+    assert f"{lamina.tensor(7):>3}" == "  7"
+    assert f"{loss}" == f"{torch.tensor(0.123456)}"  # the number, as torch
+    with pytest.raises(TypeError):
+        f"{lamina.tensor([1.0, 2.0]):.3f}"
+
+
 def test_T_on_3d_reverses_dims_like_numpy():
     # torch deprecates .T on ndim != 2 but still reverses all dims
     a = np.arange(24.0).reshape(2, 3, 4)

@@ -25,6 +25,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=False, allow_unused=Fa
         grad_outputs = (None,) * len(outputs)
     elif isinstance(grad_outputs, Tensor):
         grad_outputs = (grad_outputs,)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"autograd.grad: got {len(grad_outputs)} grad_outputs for "
+                         f"{len(outputs)} outputs")
     gs = [_check_root(o, g) for o, g in zip(outputs, grad_outputs)]
     for i, t in enumerate(inputs):
         if not t.requires_grad:
