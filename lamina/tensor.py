@@ -485,7 +485,10 @@ def _raw_index(index):
         return tuple(_raw_index(i) if isinstance(i, (Tensor, list, tuple)) else
                      (_check_index_array(i) if isinstance(i, _ndarray) else i) for i in index)
     if isinstance(index, list):
-        return _check_index_array(B.xp.asarray(index))
+        arr = B.xp.asarray(index)
+        if arr.size == 0:  # x[[]] selects nothing (an empty list has no dtype to check)
+            arr = arr.astype(B.int64)
+        return _check_index_array(arr)
     if isinstance(index, _ndarray):
         return _check_index_array(index)
     return index

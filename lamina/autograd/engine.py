@@ -24,7 +24,7 @@ def _check_root(root, gradient):
             raise RuntimeError(f"backward: grad can be implicitly created only for scalar "
                                f"outputs; this tensor has shape {tuple(root.shape)}, pass "
                                f"gradient= of that shape")
-        return B.xp.ones(root.shape, dtype=root.dtype)
+        return B.xp.ones_like(root.data)
     g = gradient.data if isinstance(gradient, Tensor) else B.xp.asarray(gradient,
                                                                           dtype=root.dtype)
     if g.shape != root.shape:

@@ -10,18 +10,12 @@ class _WeightGrad(LazyGrad):
     """g^T x for a Linear weight, computed by the engine directly into the weight's
     gradient storage when it can (see :class:`~lamina.autograd.engine.LazyGrad`)."""
 
-    __slots__ = ("g", "x")
+    __slots__ = ("g", "x", "shape", "dtype")
 
     def __init__(self, g, x):
         self.g, self.x = g, x
-
-    @property
-    def shape(self):
-        return (self.g.shape[-1], self.x.shape[-1])
-
-    @property
-    def dtype(self):
-        return B.xp.result_type(self.g.dtype, self.x.dtype)
+        self.shape = (g.shape[-1], x.shape[-1])
+        self.dtype = g.dtype if g.dtype == x.dtype else B.xp.result_type(g.dtype, x.dtype)
 
     def materialize(self):
         return self.g.T @ self.x

@@ -297,7 +297,7 @@ def binary_cross_entropy_with_logits(logits, target, weight=None, reduction="mea
     elif reduction == "sum":
         out = losses.sum()
     else:
-        out = losses.mean()
+        out = losses.sum() / losses.size  # ndarray.mean() adds ~3 us of Python here
     out = B.xp.asarray(out, dtype=xd.dtype)
     gx = logits.requires_grad and grad_mode.enabled
     gt = t_is_tensor and target.requires_grad and grad_mode.enabled

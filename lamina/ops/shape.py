@@ -4,7 +4,7 @@ import builtins
 from .. import backend as B
 from .. import grad_mode
 from ..tensor import plain, result
-from .elementwise import unbroadcast
+from .elementwise import _promote_types, unbroadcast
 from .indexing import SliceGrad, index_add_zeros
 
 
@@ -185,7 +185,7 @@ def cat(tensors, dim=0):
     arrays = [t.data for t in tensors]
     d = _dim("cat", dim, arrays[0].ndim)
     try:
-        out = B.xp.concatenate(arrays, axis=d)
+        out = B.xp.concatenate(arrays, axis=d, dtype=_join_dtype(arrays))
     except ValueError:
         raise _join_error("cat", arrays, dim) from None
     if not grad_mode.enabled:
@@ -202,8 +202,23 @@ def cat(tensors, dim=0):
 
     def backward(g):
         parts = B.xp.split(g, bounds, axis=d)
-        return tuple(p if t.requires_grad else None for p, t in zip(parts, tensors))
+        return tuple(p.astype(t.dtype, copy=False) if t.requires_grad else None
+                     for p, t in zip(parts, tensors))
     return result(out, tuple(tensors), backward)
+
+
+def _join_dtype(arrays):
+    """PyTorch's result dtype for joining mixed dtypes (int with float32 gives float32)."""
+    first = arrays[0].dtype
+    for a in arrays:
+        if a.dtype != first:
+            break
+    else:
+        return None
+    dt = first
+    for a in arrays[1:]:
+        dt = _promote_types(dt, a.dtype)
+    return dt
 
 
 def _join_error(op, arrays, dim):
@@ -237,7 +252,7 @@ def stack(tensors, dim=0):
     arrays = [t.data for t in tensors]
     d = _dim("stack", dim, arrays[0].ndim + 1)
     try:
-        out = B.xp.stack(arrays, axis=d)
+        out = B.xp.stack(arrays, axis=d, dtype=_join_dtype(arrays))
     except ValueError:
         raise _join_error("stack", arrays, dim) from None
     if not grad_mode.enabled:
@@ -250,7 +265,8 @@ def stack(tensors, dim=0):
     pre = (slice(None),) * d
 
     def backward(g):
-        return tuple(g[pre + (i,)] if t.requires_grad else None for i, t in enumerate(tensors))
+        return tuple(g[pre + (i,)].astype(t.dtype, copy=False) if t.requires_grad else None
+                     for i, t in enumerate(tensors))
     return result(out, tuple(tensors), backward)
 
 

@@ -290,3 +290,12 @@ def test_view_gradients_into_parameters():
         ((lin.weight[0] * 2).sum() + lin.weight[:, 1].sum() + lin.bias[1]).backward()
         np.testing.assert_array_equal(lin.weight.grad.numpy(), [[2, 3, 2], [0, 1, 0]])
         np.testing.assert_array_equal(lin.bias.grad.numpy(), [0, 1])
+
+
+def test_empty_list_index_selects_nothing_like_torch():
+    x = L.tensor(rand(4, 3, seed=3).astype(np.float32), requires_grad=True)
+    t = torch.tensor(x.numpy())
+    out = x[[]]
+    assert out.shape == tuple(t[[]].shape) == (0, 3)
+    out.sum().backward()
+    assert not x.grad.numpy().any()

@@ -327,3 +327,14 @@ def test_shape_errors_name_the_op():
         x.squeeze(2)
     with pytest.raises(IndexError, match=r"unsqueeze: dimension -4 is out of range"):
         x.unsqueeze(-4)
+
+
+@pytest.mark.parametrize("join", ["cat", "stack"])
+def test_join_mixed_int_and_float_promotes_like_torch(join):
+    a = np.arange(6, dtype=np.int64).reshape(2, 3)
+    b = rand(2, 3, seed=5).astype(np.float32)
+    out = getattr(L, join)([L.tensor(a), L.tensor(b, requires_grad=True)])
+    ref = getattr(torch, join)([torch.tensor(a), torch.tensor(b)])
+    assert out.dtype == L.float32 and str(ref.dtype) == "torch.float32"
+    np.testing.assert_allclose(out.numpy(), ref.numpy())
+    out.sum().backward()
