@@ -292,13 +292,7 @@ def binary_cross_entropy_with_logits(logits, target, weight=None, reduction="mea
         losses = (1 - td) * xd + lw * sp
     if wd is not None:
         losses = losses * wd
-    if reduction == "none":
-        out = losses
-    elif reduction == "sum":
-        out = losses.sum()
-    else:
-        out = losses.sum() / losses.size  # ndarray.mean() adds ~3 us of Python here
-    out = B.xp.asarray(out, dtype=xd.dtype)
+    out = B.xp.asarray(_reduce(losses, reduction, losses.size), dtype=xd.dtype)
     gx = logits.requires_grad and grad_mode.enabled
     gt = t_is_tensor and target.requires_grad and grad_mode.enabled
     if not (gx or gt):
@@ -344,9 +338,7 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     losses = -(td * B.xp.maximum(log_p, -100) + (1 - td) * B.xp.maximum(log_1mp, -100))
     if wd is not None:
         losses = losses * wd
-    out = losses if reduction == "none" else (
-        losses.sum() if reduction == "sum" else losses.mean())
-    out = B.xp.asarray(out, dtype=xd.dtype)
+    out = B.xp.asarray(_reduce(losses, reduction, losses.size), dtype=xd.dtype)
     gx = input.requires_grad and grad_mode.enabled
     gt = t_is_tensor and target.requires_grad and grad_mode.enabled
     if not (gx or gt):
