@@ -91,3 +91,71 @@ def check_op(lam_fn, torch_fn, *arrays, atol=1e-5, rtol=1e-4, grad=True, check_g
                  else lamina.tensor(a) for a in arrays]
         assert gradcheck(lam_fn, gc_in, eps=eps, atol=gc_atol, rtol=gc_rtol)
     return lam_out
+
+
+def check_module(layer, tlayer, *arrays, dtype=np.float32, atol=None, rtol=None, seed=0,
+                 randomize=True, gradcheck_params=True, grad=True, compare_buffers=True,
+                 steps=1):
+    """Copy torch's parameters and buffers into ``layer`` (same names), then compare with
+    torch, in ``dtype``: outputs, input gradients and parameter gradients by name, and
+    buffers (running statistics) after ``steps`` forward/backward passes. Finally run a
+    float64 gradcheck over the inputs and (optionally) the parameters.
+
+    Default tolerances: float32 rtol 1e-4 (atol 1e-5); float64 rtol 1e-8 (atol 1e-10).
+    Float arrays become grad-requiring inputs; integer arrays are passed as constants.
+    """
+    f64 = np.dtype(dtype) == np.float64
+    atol = (1e-10 if f64 else 1e-5) if atol is None else atol
+    rtol = (1e-8 if f64 else 1e-4) if rtol is None else rtol
+    tdtype = torch.float64 if f64 else torch.float32
+    tlayer = tlayer.to(tdtype)
+    layer = layer.to(lamina.float64 if f64 else lamina.float32)
+    if randomize:
+        with torch.no_grad():
+            g = torch.Generator().manual_seed(seed)
+            for p in tlayer.parameters():
+                p.copy_(torch.randn(p.shape, generator=g, dtype=tdtype) * 0.5)
+    layer.load_state_dict({k: v.numpy() for k, v in tlayer.state_dict().items()})
+    cast = [a.astype(dtype) if _is_float(a) else a for a in arrays]
+    rng = np.random.default_rng(seed)
+    for step in range(steps):
+        lx = [lamina.tensor(a, requires_grad=grad and _is_float(a)) for a in cast]
+        tx = [torch.tensor(a, requires_grad=grad and _is_float(a)) for a in cast]
+        out, tout = layer(*lx), tlayer(*tx)
+        ln, tn = _to_np(out), _to_np(tout)
+        assert ln.shape == tn.shape, f"step {step}: output shape {ln.shape} vs torch {tn.shape}"
+        assert ln.dtype == tn.dtype, f"step {step}: output dtype {ln.dtype} vs torch {tn.dtype}"
+        np.testing.assert_allclose(ln, tn, atol=atol, rtol=rtol,
+                                   err_msg=f"step {step}: output differs from torch")
+        if compare_buffers:
+            tb = dict(tlayer.named_buffers())
+            for name, b in layer.named_buffers():
+                np.testing.assert_allclose(b.numpy(), tb[name].numpy(), atol=atol, rtol=rtol,
+                                           err_msg=f"step {step}: buffer {name} differs")
+        if not grad:
+            continue
+        layer.zero_grad()
+        tlayer.zero_grad()
+        v = rng.standard_normal(ln.shape).astype(ln.dtype)
+        out.backward(lamina.tensor(v))
+        tout.backward(torch.tensor(v))
+        for i, (a, b) in enumerate(zip(lx, tx)):
+            if a.requires_grad:
+                np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), atol=atol * 10,
+                                           rtol=rtol * 10, err_msg=f"input {i} gradient")
+        tparams = dict(tlayer.named_parameters())
+        for name, p in layer.named_parameters():
+            tp = tparams[name]
+            if tp.grad is None:
+                assert p.grad is None or not p.grad.numpy().any(), f"{name}: torch has no grad"
+                continue
+            np.testing.assert_allclose(p.grad.numpy(), tp.grad.numpy(), atol=atol * 10,
+                                       rtol=rtol * 10, err_msg=f"{name} gradient")
+    if grad:
+        layer.double()
+        gin = [lamina.tensor(a.astype(np.float64), requires_grad=True) if _is_float(a)
+               else lamina.tensor(a) for a in arrays]
+        params = list(layer.parameters()) if gradcheck_params else []
+        n = len(gin)
+        assert gradcheck(lambda *t: layer(*t[:n]), gin + params)
+    return layer

@@ -1,16 +1,11 @@
-"""``lamina.nn.functional`` (imported as ``F``): layers and losses as functions.
+"""Loss functions. The fused ones (cross_entropy, nll_loss, the binary cross-entropies)
+are primitives in :mod:`lamina.ops.loss`; the rest are compositions of ops."""
+from ... import ops
+from ...ops.loss import (_check_reduction, binary_cross_entropy,
+                         binary_cross_entropy_with_logits, cross_entropy, nll_loss)
 
-Fused primitives come from :mod:`lamina.ops`; everything else is a composition of ops,
-so it needs no backward code of its own.
-"""
-from .. import ops
-from ..ops import (linear, relu, tanh, sigmoid, softmax, log_softmax, cross_entropy,
-                   binary_cross_entropy_with_logits)
-from ..ops.loss import _check_reduction, nll_loss, binary_cross_entropy
-
-__all__ = ["linear", "relu", "tanh", "sigmoid", "softmax", "log_softmax", "cross_entropy",
-           "binary_cross_entropy_with_logits", "binary_cross_entropy", "nll_loss", "mse_loss",
-           "l1_loss"]
+__all__ = ["cross_entropy", "binary_cross_entropy_with_logits", "binary_cross_entropy",
+           "nll_loss", "mse_loss", "l1_loss"]
 
 
 def _reduce(losses, reduction):

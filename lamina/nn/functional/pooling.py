@@ -1,0 +1,3 @@
+"""Pooling functions (see lamina/nn/layers/pooling.py for the modules)."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""Conv layers."""
+
+__all__ = []

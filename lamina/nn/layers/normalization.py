@@ -1,0 +1,3 @@
+"""Normalization layers."""
+
+__all__ = []

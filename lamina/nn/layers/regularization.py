@@ -1,0 +1,3 @@
+"""Regularization layers."""
+
+__all__ = []
