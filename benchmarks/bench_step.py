@@ -19,6 +19,7 @@ import torch
 
 import lamina
 import lamina.nn.functional as LF
+from models import build_lenet, build_wide
 from lamina import nn as lnn
 
 
@@ -98,7 +99,60 @@ def case_mlp():
     return lam_step, tor_step, 20
 
 
-CASES = {"xor": case_xor, "mlp": case_mlp}
+def _sync_weights(lam_net, tor_net):
+    """Copy PyTorch's freshly initialised parameters and buffers into lamina's net."""
+    lam_net.load_state_dict({k: v.detach().numpy() for k, v in tor_net.state_dict().items()})
+
+
+def _image_pair(build):
+    import torch.nn as T
+    from lamina import nn as N
+    torch.manual_seed(0)
+    tor_net = build(T)
+    lam_net = build(N)
+    _sync_weights(lam_net, tor_net)
+    return lam_net, tor_net
+
+
+def _image_case(build, lr=0.01):
+    lam_net, tor_net = _image_pair(build)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((128, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, 128).astype(np.int64)
+    lx, ly = lamina.from_numpy(x), lamina.from_numpy(y)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    lopt = lamina.optim.SGD(lam_net.parameters(), lr=lr, momentum=0.9)
+    topt = torch.optim.SGD(tor_net.parameters(), lr=lr, momentum=0.9)
+
+    def lam_step():
+        lopt.zero_grad()
+        loss = LF.cross_entropy(lam_net(lx), ly)
+        loss.backward()
+        lopt.step()
+        return loss
+
+    def tor_step():
+        topt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(tor_net(tx), ty)
+        loss.backward()
+        topt.step()
+        return loss
+
+    return lam_step, tor_step
+
+
+def case_lenet():
+    """LeNet-5 on 1x28x28, batch 128, cross-entropy, SGD momentum 0.9."""
+    return (*_image_case(build_lenet), 10)
+
+
+def case_wide():
+    """conv32-BN-conv32-BN-pool-conv64-BN-conv64-BN-pool-FC256-dropout-FC10, batch 128,
+    SGD momentum 0.9 on both sides."""
+    return (*_image_case(build_wide), 3)
+
+
+CASES = {"xor": case_xor, "mlp": case_mlp, "lenet": case_lenet, "wide": case_wide}
 
 
 def _time_block(step, n):

@@ -72,6 +72,7 @@ class Module:
     """Base class of layers and networks. Subclasses define ``forward``."""
 
     _torch7 = None
+    _forward_pre_hooks = None  # set per instance by register_forward_pre_hook
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -186,6 +187,11 @@ class Module:
         global _call_depth
         _call_depth += 1
         try:
+            if self._forward_pre_hooks:
+                for hook in list(self._forward_pre_hooks):
+                    r = hook(self, args)
+                    if r is not None:
+                        args = r if isinstance(r, tuple) else (r,)
             out = self._raw_forward(*args, **kwargs)
             if self._forward_hooks:
                 for hook in list(self._forward_hooks):
@@ -204,6 +210,20 @@ class Module:
             self.__dict__["_forward_hooks"] = []
         self._forward_hooks.append(hook)
         hooks = self._forward_hooks
+
+        class Handle:
+            def remove(self_):
+                if hook in hooks:
+                    hooks.remove(hook)
+        return Handle()
+
+    def register_forward_pre_hook(self, hook):
+        """``hook(module, inputs)`` before every call; a returned value replaces the inputs
+        (a tuple, or a single input). Returns a handle with ``.remove()``."""
+        if self._forward_pre_hooks is None:
+            self.__dict__["_forward_pre_hooks"] = []
+        hooks = self._forward_pre_hooks
+        hooks.append(hook)
 
         class Handle:
             def remove(self_):

@@ -3,8 +3,10 @@ cross-entropy on logits, and binary cross-entropy on probabilities.
 
 Fusing saves the intermediate softmax/sigmoid node and gives the short, stable gradients
 (softmax - onehot) and (sigmoid - target); nll_loss and binary_cross_entropy are primitives
-for PyTorch's exact semantics (no renormalisation; logs clamped at -100). mse_loss and
-l1_loss are compositions in :mod:`lamina.nn.functional`.
+for PyTorch's exact semantics (no renormalisation; logs clamped at -100); kl_div is one
+for x log x at x = 0 and a single pass over large distillation targets, multi_margin_loss
+for one (N, C) pass instead of ~10 ops. The other losses are compositions in
+:mod:`lamina.nn.functional`.
 
 Class-index losses work on a (M, C) view: logits (N, C, d1, ...) have their class axis
 moved last and are flattened, so every case is one 2-D gather.
@@ -104,6 +106,34 @@ def _index_target(op, xd, td, wd, ignore_index):
     else:
         coef = None if valid is None else valid.astype(xd.dtype)
     return t, valid, coef, out_shape
+
+
+def _elementwise_target(op, xd, target):
+    """The target array of an elementwise loss: same shape as the input, floating point."""
+    if isinstance(target, Tensor):
+        td = target.data
+        if td.dtype.kind != "f":
+            raise TypeError(f"{op}: target must be a floating-point tensor (like the input, "
+                            f"{xd.dtype}), got dtype {td.dtype}")
+    else:
+        td = B.xp.asarray(target, dtype=xd.dtype)
+    if td.shape != xd.shape:
+        raise ValueError(f"{op}: target shape {tuple(td.shape)} must match input shape "
+                         f"{tuple(xd.shape)}")
+    return td
+
+
+def _broadcast_weight(op, name, wd, shape):
+    """Check that ``wd`` (None or an array) broadcasts to ``shape`` without growing it."""
+    if wd is not None and wd.shape != shape:
+        try:
+            ok = B.xp.broadcast_shapes(wd.shape, shape) == tuple(shape)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"{op}: {name} of shape {tuple(wd.shape)} does not broadcast to "
+                             f"the input shape {tuple(shape)}")
+    return wd
 
 
 def _reduce(losses, reduction, denom):
@@ -273,15 +303,13 @@ def binary_cross_entropy_with_logits(logits, target, weight=None, reduction="mea
     weight of positives, e.g. one per class) broadcasts over the last dimension.
     Differentiable in logits and target.
     """
-    _check_reduction("binary_cross_entropy_with_logits", reduction)
+    op = "binary_cross_entropy_with_logits"
+    _check_reduction(op, reduction)
     xd = logits.data
     t_is_tensor = isinstance(target, Tensor)
-    td = target.data if t_is_tensor else B.xp.asarray(target, dtype=xd.dtype)
-    if td.shape != xd.shape:
-        raise ValueError(f"binary_cross_entropy_with_logits: target shape {tuple(td.shape)} "
-                         f"must match input shape {tuple(xd.shape)}")
-    wd = _raw(weight, xd.dtype)
-    pw = _raw(pos_weight, xd.dtype)
+    td = _elementwise_target(op, xd, target)
+    wd = _broadcast_weight(op, "weight", _raw(weight, xd.dtype), xd.shape)
+    pw = _broadcast_weight(op, "pos_weight", _raw(pos_weight, xd.dtype), xd.shape)
     # softplus(-x) = log(1 + exp(-x)) = -log s(x), computed without overflow
     sp = B.xp.log1p(B.xp.exp(-B.xp.abs(xd)))
     sp += B.xp.maximum(-xd, 0)
@@ -324,14 +352,11 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     _check_reduction("binary_cross_entropy", reduction)
     xd = input.data
     t_is_tensor = isinstance(target, Tensor)
-    td = target.data if t_is_tensor else B.xp.asarray(target, dtype=xd.dtype)
-    if td.shape != xd.shape:
-        raise ValueError(f"binary_cross_entropy: target shape {tuple(td.shape)} must match "
-                         f"input shape {tuple(xd.shape)}")
+    td = _elementwise_target("binary_cross_entropy", xd, target)
     if xd.size and (xd.min() < 0 or xd.max() > 1):
         raise ValueError("binary_cross_entropy: all elements of input must be between 0 and 1 "
                          "(use binary_cross_entropy_with_logits for logits)")
-    wd = _raw(weight, xd.dtype)
+    wd = _broadcast_weight("binary_cross_entropy", "weight", _raw(weight, xd.dtype), xd.shape)
     with B.xp.errstate(divide="ignore"):
         log_p = B.xp.log(xd)
         log_1mp = B.xp.log1p(-xd)
@@ -360,3 +385,120 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
             gtv = unbroadcast(d * gl, td.shape).astype(td.dtype, copy=False)
         return gxv, gtv
     return result(out, (input if gx else None, target if gt else None), backward)
+
+
+def kl_div(input, target, reduction="mean", log_target=False):
+    """Pointwise KL divergence t (log t - x) (or e^t (t - x) with ``log_target``), as
+    ``torch.nn.functional.kl_div``: ``input`` holds log-probabilities, ``target`` is
+    shaped like it. 'batchmean' divides the sum by input.shape[0] (the true KL divergence
+    per sample); 'mean' divides by the element count. Terms with t = 0 are 0. Both inputs
+    are differentiable; as in PyTorch the target gradient is nan where t = 0 (the slope
+    log t + 1 diverges there)."""
+    op = "kl_div"
+    if reduction not in ("mean", "batchmean", "sum", "none"):
+        raise ValueError(f"kl_div: reduction must be 'mean', 'batchmean', 'sum' or 'none', "
+                         f"got {reduction!r}")
+    xd = input.data
+    td = _elementwise_target(op, xd, target)
+    if log_target:
+        et = B.xp.exp(td)
+        losses = et * (td - xd)
+    else:
+        with B.xp.errstate(divide="ignore", invalid="ignore"):
+            log_t = B.xp.log(td)
+            losses = B.xp.where(td == 0, 0, td * log_t) - td * xd
+    if reduction == "none":
+        out, denom = losses, 1
+    else:
+        out = losses.sum()
+        denom = losses.size if reduction == "mean" else \
+            (xd.shape[0] if reduction == "batchmean" and xd.ndim else 1)
+        if denom != 1:
+            with B.xp.errstate(invalid="ignore", divide="ignore"):
+                out = out / denom  # empty input, 'mean': nan, as PyTorch
+    out = B.xp.asarray(out, dtype=xd.dtype)
+    gx = input.requires_grad and grad_mode.enabled
+    gt = isinstance(target, Tensor) and target.requires_grad and grad_mode.enabled
+    if not (gx or gt):
+        return plain(out)
+
+    def backward(g):
+        gl = g / denom if denom > 1 else g
+        gxv = gtv = None
+        if gx:
+            gxv = (-(et if log_target else td) * gl).astype(xd.dtype, copy=False)
+        if gt:
+            if log_target:
+                d = et * (td - xd + 1)
+            else:
+                with B.xp.errstate(divide="ignore", invalid="ignore"):
+                    d = B.xp.where(td == 0, 0, log_t) + td / td - xd
+            gtv = (d * gl).astype(td.dtype, copy=False)
+        return gxv, gtv
+    return result(out, (input if gx else None, target if gt else None), backward)
+
+
+def clamp_min_pass_through(x, min):
+    """max(x, min) whose gradient reaches x unchanged everywhere, clamped or not (PyTorch's
+    gaussian_nll_loss clamps the variance in place under no_grad, which does exactly this)."""
+    out = B.xp.maximum(x.data, min)
+    if x.requires_grad and grad_mode.enabled:
+        return result(out, (x,), lambda g: (g,))
+    return plain(out)
+
+
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="mean"):
+    """Multi-class hinge (SVM) loss, as ``torch.nn.functional.multi_margin_loss``:
+    sum_{j != y} max(0, margin - x_y + x_j)^p / C per sample, each term times weight[y].
+
+    input (N, C) or (C,); target class indices (N,) or (); p is 1 or 2. Fused: one
+    (N, C) pass forward and one backward (a composition costs ~10 ops).
+    """
+    op = "multi_margin_loss"
+    _check_reduction(op, reduction)
+    if p not in (1, 2):
+        raise ValueError(f"{op}: only p == 1 and p == 2 are supported, got {p}")
+    xd = input.data
+    if xd.ndim not in (1, 2) or xd.shape[-1] == 0:
+        raise ValueError(f"{op}: input must be (N, C) or (C,) with C > 0, got shape "
+                         f"{tuple(xd.shape)}")
+    td = _raw(target)
+    if td.dtype.kind not in "iu":
+        raise TypeError(f"{op}: target must hold class indices (an integer tensor), got "
+                        f"dtype {td.dtype}")
+    if td.shape != xd.shape[:-1]:
+        raise ValueError(f"{op}: target shape {tuple(td.shape)} does not match input shape "
+                         f"{tuple(xd.shape)} (expected {tuple(xd.shape[:-1])})")
+    n_class = xd.shape[-1]
+    if td.size and (td.min() < 0 or td.max() >= n_class):
+        bad = int(td.min()) if td.min() < 0 else int(td.max())
+        raise IndexError(f"{op}: target class {bad} is out of range for {n_class} classes")
+    wd = _raw(weight, xd.dtype)
+    if wd is not None and wd.shape != (n_class,):
+        raise ValueError(f"{op}: weight must have shape ({n_class},) (one per class), got "
+                         f"{tuple(wd.shape)}")
+    x = xd.reshape(-1, n_class)
+    t = td.reshape(-1)
+    rows = B.xp.arange(x.shape[0])
+    z = x - x[rows, t][:, None]
+    z += margin
+    z[rows, t] = 0  # the j == y term is left out
+    h = B.xp.maximum(z, 0)
+    terms = h * h if p == 2 else h
+    # each sample's scale: weight[y] / C
+    scale = (1.0 / n_class) if wd is None else wd[t] * (1.0 / n_class)
+    losses = terms.sum(1) * scale
+    m = losses.shape[0]
+    out = losses.reshape(td.shape) if reduction == "none" else \
+        _reduce(losses, reduction, m)
+    out = B.xp.asarray(out, dtype=xd.dtype)
+    if not (input.requires_grad and grad_mode.enabled):
+        return plain(out)
+
+    def backward(g):
+        gs = _grad_scale(g, reduction, m, m)  # (m, 1) or a scalar
+        coef = gs * scale if wd is None else gs * scale[:, None]
+        d = (2 * h if p == 2 else (z > 0).astype(xd.dtype)) * coef
+        d[rows, t] = -d.sum(1)
+        return (d.reshape(xd.shape).astype(xd.dtype, copy=False),)
+    return result(out, (input,), backward)

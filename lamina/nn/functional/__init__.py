@@ -8,3 +8,4 @@ from .pooling import *  # noqa: F401,F403
 from .normalization import *  # noqa: F401,F403
 from .regularization import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
+from ...ops import pad  # noqa: F401,E402  (torch.nn.functional.pad)

@@ -1,8 +1,10 @@
-"""Fully connected layers and shape plumbing: Linear, Identity, Flatten, Unflatten."""
+"""Fully connected layers and shape plumbing: Linear, Bilinear, Identity, Flatten,
+Unflatten."""
 import math
 
 from ... import backend as B
 from ... import ops
+from .. import functional as F
 from ...tensor import Parameter
 from .. import init
 from ..module import Module
@@ -42,6 +44,46 @@ class Linear(Module):
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
+
+
+class Bilinear(Module):
+    """y = x1^T W x2 + b. x1: (*, in1_features), x2: (*, in2_features) -> (*, out_features).
+
+    weight: (out_features, in1_features, in2_features), bias: (out_features,); initialised
+    as in PyTorch: W, b ~ U(-1/sqrt(in1), 1/sqrt(in1)).
+    """
+
+    def __init__(self, in1_features, in2_features, out_features, bias=True, dtype=None):
+        super().__init__()
+        if in1_features <= 0:
+            raise ValueError(f"Bilinear: in1_features must be > 0, got {in1_features}")
+        self.in1_features, self.in2_features = in1_features, in2_features
+        self.out_features = out_features
+        dtype = B.get_default_dtype() if dtype is None else B.to_dtype(dtype)
+        self.weight = Parameter(B.xp.empty((out_features, in1_features, in2_features),
+                                           dtype=dtype))
+        self.bias = Parameter(B.xp.empty(out_features, dtype=dtype)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        bound = 1.0 / math.sqrt(self.in1_features)
+        init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input1, input2):
+        try:
+            return F.bilinear(input1, input2, self.weight, self.bias)
+        except ValueError:
+            raise ValueError(f"Bilinear(in1_features={self.in1_features}, in2_features="
+                             f"{self.in2_features}, out_features={self.out_features}): expected "
+                             f"inputs (*, {self.in1_features}) and (*, {self.in2_features}) with "
+                             f"equal leading dims, got shapes {tuple(input1.shape)} and "
+                             f"{tuple(input2.shape)}") from None
+
+    def extra_repr(self):
+        return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+                f"out_features={self.out_features}, bias={self.bias is not None}")
 
 
 class Identity(Module):

@@ -1,4 +1,7 @@
 """Utilities on parameters: flat buffers (Torch7's getParameters)."""
 from .flat import flat_parameters, flatten_parameters, FlatBuffer
+from .regularization import l1_penalty, l2_penalty, max_norm_
+from .weight_norm import weight_norm, remove_weight_norm
 
-__all__ = ["flat_parameters", "flatten_parameters", "FlatBuffer"]
+__all__ = ["flat_parameters", "flatten_parameters", "FlatBuffer", "weight_norm",
+           "remove_weight_norm", "l1_penalty", "l2_penalty", "max_norm_"]
