@@ -167,10 +167,10 @@ def softplus(x, beta=1.0, threshold=20.0):
     sp += B.xp.maximum(bx, 0)
     if beta != 1:
         sp /= beta
-    lin = _mask(bx > threshold, xd.dtype)
-    y = xd - sp
-    y *= lin
-    y += sp                                     # exactly x where linear, sp elsewhere
+    above = bx > threshold
+    lin = _mask(above, xd.dtype)
+    y = sp
+    B.xp.copyto(y, xd, where=above)             # exactly x where linear (also x = +inf)
 
     def backward(g):
         s = B.xp.maximum(_mask(bx > 0, xd.dtype), z)

@@ -1,4 +1,6 @@
 """Matrix products: matmul (batched, broadcasting), linear (fused x W^T + b), einsum."""
+import math
+
 from .. import backend as B
 from .. import grad_mode
 from ..autograd.engine import LazyGrad
@@ -82,7 +84,7 @@ def _matmul_nd_2d(a, b):
     and the weight gradient becomes one GEMM instead of a batch of them plus a sum
     (2-3x faster at transformer sizes)."""
     ad, bd = a.data, b.data
-    a2 = ad.reshape(-1, ad.shape[-1])
+    a2 = ad.reshape(math.prod(ad.shape[:-1]), ad.shape[-1])
     try:
         out = a2 @ bd
     except ValueError:
@@ -95,7 +97,7 @@ def _matmul_nd_2d(a, b):
     a_shape, n = ad.shape, bd.shape[1]
 
     def backward(g):
-        g2 = g.reshape(-1, n)
+        g2 = g.reshape(a2.shape[0], n)
         return ((g2 @ bd.T).reshape(a_shape) if ga else None, a2.T @ g2 if gb else None)
     return result(out, (a if ga else None, b if gb else None), backward)
 

@@ -113,6 +113,8 @@ def test_softplus_around_and_above_threshold(dtype):
                  x / 4, dtype=dtype, check_grad=False, **tol(dtype))
     y = F.softplus(lamina.tensor(np.array([25.0, 1e4], dtype=dtype)))
     assert np.array_equal(y.numpy(), np.array([25.0, 1e4], dtype=dtype))  # linear region
+    inf = np.array([np.inf, -np.inf], dtype=dtype)
+    check_op(F.softplus, TF.softplus, inf, dtype=dtype, check_grad=False, **tol(dtype))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
