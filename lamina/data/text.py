@@ -1,0 +1,102 @@
+"""Text corpora and vocabularies: the Shakespeare corpus shipped with lamina (see
+SHAKESPEARE.md), character and word vocabularies, and next-token training windows."""
+import gzip
+import os
+import re
+from collections import Counter
+
+import numpy as np
+
+from .dataset import Dataset
+
+_SHAKESPEARE = os.path.join(os.path.dirname(__file__), "shakespeare.txt.gz")
+
+
+def load_shakespeare():
+    """Eight Shakespeare plays as one string (1,036,496 characters, 76 distinct)."""
+    with gzip.open(_SHAKESPEARE, "rb") as f:
+        return f.read().decode("ascii")
+
+
+class Vocab:
+    """A token <-> id map. ``Vocab.chars(text)`` (every character), ``Vocab.words(text,
+    min_count)`` (lower-cased words and punctuation, rare ones mapped to ``<unk>``).
+    ``encode`` gives an int64 array, ``decode`` a string."""
+
+    def __init__(self, tokens, unk=None, joiner=""):
+        self.itos = list(tokens)
+        self.stoi = {t: i for i, t in enumerate(self.itos)}
+        if len(self.stoi) != len(self.itos):
+            raise ValueError("Vocab: tokens must be distinct")
+        self.unk = unk
+        self.joiner = joiner
+
+    @classmethod
+    def chars(cls, text):
+        return cls(sorted(set(text)))
+
+    @staticmethod
+    def tokenize_words(text):
+        return re.findall(r"[a-z]+(?:'[a-z]+)?|[^\sa-z]", text.lower())
+
+    @classmethod
+    def words(cls, text, min_count=1, unk="<unk>"):
+        counts = Counter(cls.tokenize_words(text))
+        kept = sorted((w for w, c in counts.items() if c >= min_count),
+                      key=lambda w: (-counts[w], w))
+        return cls([unk] + kept, unk=unk, joiner=" ")
+
+    def __len__(self):
+        return len(self.itos)
+
+    def tokens(self, text):
+        return list(text) if self.joiner == "" else self.tokenize_words(text)
+
+    def encode(self, text):
+        toks = self.tokens(text)
+        if self.unk is None:
+            missing = sorted({t for t in toks if t not in self.stoi})
+            if missing:
+                raise ValueError(f"Vocab.encode: tokens not in the vocabulary: {missing[:10]}")
+            return np.fromiter((self.stoi[t] for t in toks), dtype=np.int64, count=len(toks))
+        u = self.stoi[self.unk]
+        return np.fromiter((self.stoi.get(t, u) for t in toks), dtype=np.int64, count=len(toks))
+
+    def decode(self, ids):
+        return self.joiner.join(self.itos[int(i)] for i in np.asarray(ids).reshape(-1))
+
+    def state_dict(self):
+        return {"itos": self.itos, "unk": self.unk, "joiner": self.joiner}
+
+    @classmethod
+    def from_state_dict(cls, state):
+        return cls(state["itos"], state["unk"], state["joiner"])
+
+
+class NextTokenWindows(Dataset):
+    """Windows of a token-id sequence for language modelling: sample i is
+    ``(ids[s:s+L], ids[s+1:s+L+1])`` with ``s = i * stride`` (stride defaults to L,
+    non-overlapping windows)."""
+
+    def __init__(self, ids, seq_len, stride=None):
+        self.ids = np.asarray(ids, dtype=np.int64)
+        self.seq_len = seq_len
+        self.stride = stride or seq_len
+        if len(self.ids) < seq_len + 1:
+            raise ValueError(f"NextTokenWindows: need at least seq_len + 1 = {seq_len + 1} "
+                             f"tokens, got {len(self.ids)}")
+
+    def __len__(self):
+        return (len(self.ids) - self.seq_len - 1) // self.stride + 1
+
+    def __getitem__(self, i):
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"NextTokenWindows: index {i} out of range for length {len(self)}")
+        x, y = self.__getitems__([i % len(self)])
+        return x[0], y[0]
+
+    def __getitems__(self, indices):
+        starts = np.asarray(indices, dtype=np.int64) * self.stride
+        idx = starts[:, None] + np.arange(self.seq_len + 1)
+        w = self.ids[idx]
+        return w[:, :-1], w[:, 1:]
