@@ -17,6 +17,7 @@ from . import autograd
 from .autograd import value_and_grad
 from .autograd.functional import grad_of as grad
 from . import nn, optim, data
+from .io import save, load
 
 bool = bool_
 float = float32
