@@ -41,9 +41,8 @@ class TensorDataset(Dataset):
         if not arrays:
             raise ValueError("TensorDataset: needs at least one array")
         self.arrays = [_as_array(a) for a in arrays]
-        n = len(self.arrays[0])
-        bad = [a.shape for a in self.arrays if a.ndim == 0 or len(a) != n]
-        if bad:
+        n = len(self.arrays[0]) if self.arrays[0].ndim else -1
+        if any(a.ndim == 0 or len(a) != n for a in self.arrays):
             raise ValueError(f"TensorDataset: all arrays need the same first dimension, got "
                              f"shapes {[tuple(a.shape) for a in self.arrays]}")
         self.transform = transform

@@ -144,11 +144,35 @@ class DataLoader:
             return batches
         return _prefetched(batches, self.prefetch)
 
+    def _transform_generators(self):
+        """Random generators of the transforms (so augmentation also resumes exactly)."""
+        found = []
+
+        def visit(t):
+            if t is None:
+                return
+            for sub in getattr(t, "transforms", ()):
+                visit(sub)
+            g = getattr(t, "rng", None)
+            if isinstance(g, np.random.Generator) and all(g is not f for f in found):
+                found.append(g)
+        visit(self.batch_transform)
+        visit(getattr(self.dataset, "transform", None))
+        return found
+
     def state_dict(self):
-        return {"generator": self.generator.bit_generator.state}
+        return {"generator": self.generator.bit_generator.state,
+                "transforms": [g.bit_generator.state for g in self._transform_generators()]}
 
     def load_state_dict(self, state):
         self.generator.bit_generator.state = state["generator"]
+        gens = self._transform_generators()
+        saved = state.get("transforms", [])
+        if len(saved) != len(gens):
+            raise ValueError(f"DataLoader.load_state_dict: the state has {len(saved)} "
+                             f"transform generators, this loader has {len(gens)}")
+        for g, st in zip(gens, saved):
+            g.bit_generator.state = st
 
 
 def _prefetched(batches, depth):
