@@ -1,10 +1,10 @@
-"""The README's main job: the digits MLP recipe and the `lamina` command."""
-import subprocess
-import sys
+"""The README's main job: the digits recipes and the Fashion-MNIST MLP recipe."""
+import os
 
-from lamina.cli import main
+import pytest
+
 from lamina.data import load_digits
-from lamina.zoo import digits_mlp
+from lamina.zoo import get_recipe
 
 
 def test_digits_split_is_fixed_and_disjoint():
@@ -18,27 +18,29 @@ def test_digits_split_is_fixed_and_disjoint():
     assert not any(r.tobytes() in rows for r in xte)
 
 
-def test_digits_mlp_default_config_reaches_95_percent():
+def test_digits_mlp_default_config_reaches_97_percent(tmp_path):
+    r = get_recipe("digits-mlp")
     lines = []
-    _, acc, losses = digits_mlp.train(log=lines.append)
-    assert acc >= 0.95
-    assert losses[-1] < losses[0] / 10
+    res = r.run(r.config(), out_dir=tmp_path, log=lines.append)
+    assert res["test_accuracy"] >= 0.97
     assert len([ln for ln in lines if ln.startswith("epoch")]) == 30
     assert lines[-1].startswith("test accuracy")
+    for f in ("best.safetensors", "last.safetensors", "log.csv", "train.log", "curves.png",
+              "results.json"):
+        assert os.path.isfile(tmp_path / f), f
 
 
-def test_cli_train_runs_the_recipe(capsys):
-    assert main(["train", "digits-mlp", "--quick"]) == 0
-    out = capsys.readouterr().out
-    assert "epoch   5" in out and "test accuracy" in out
+def test_recipe_config_rejects_unknown_settings():
+    with pytest.raises(KeyError, match="no setting 'bogus'"):
+        get_recipe("digits-mlp").config({"bogus": 1})
 
 
-def test_cli_unknown_recipe_is_a_clear_error(capsys):
-    assert main(["train", "nope"]) == 2
-    assert "unknown recipe 'nope'" in capsys.readouterr().err
+FASHION = "/usr/share/datasets/fashion-mnist"
 
 
-def test_python_dash_m_lamina_lists_recipes():
-    out = subprocess.run([sys.executable, "-m", "lamina", "list"], capture_output=True,
-                         text=True, check=True).stdout
-    assert "digits-mlp" in out
+@pytest.mark.skipif(not os.path.isdir(FASHION), reason="Fashion-MNIST not installed "
+                    "(apt-get install dataset-fashion-mnist)")
+def test_fashion_mlp_quick_is_well_above_chance(tmp_path):
+    r = get_recipe("fashion-mlp")
+    res = r.run(r.config(quick=True), out_dir=tmp_path, verbose=False, log=lambda m: None)
+    assert res["test_accuracy"] >= 0.75          # chance is 0.10

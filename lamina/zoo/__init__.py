@@ -1,8 +1,22 @@
-"""Classic models and the recipes that reproduce the notes' experiments."""
+"""Classic models (``lamina.zoo.DigitsMLP``, ...) and the recipes that reproduce the
+notes' experiments (``lamina train NAME``; ``lamina recipes`` lists them)."""
+import importlib
+
 from .digits_mlp import DigitsMLP
+from .fashion_mlp import MLP
+from .recipe import Recipe, Setup
 
 RECIPES = {
     "digits-mlp": "lamina.zoo.digits_mlp",
+    "fashion-mlp": "lamina.zoo.fashion_mlp",
 }
 
-__all__ = ["DigitsMLP", "RECIPES"]
+
+def get_recipe(name):
+    """The registered Recipe called ``name`` (KeyError listing the known ones)."""
+    if name not in RECIPES:
+        raise KeyError(f"unknown recipe {name!r}; choose one of: " + ", ".join(RECIPES))
+    return importlib.import_module(RECIPES[name]).RECIPE
+
+
+__all__ = ["DigitsMLP", "MLP", "Recipe", "Setup", "RECIPES", "get_recipe"]
