@@ -106,8 +106,9 @@ def cmd_train(a):
     print("settings: " + ", ".join(f"{k}={v}" for k, v in cfg.items()))
     t0 = time.perf_counter()
     results = recipe.run(cfg, out_dir=out, resume=a.resume, verbose=not a.quiet)
-    print(f"done in {time.perf_counter() - t0:.1f} s; checkpoints, log.csv, train.log, "
-          f"curves.png and results.json in {out}/")
+    files = sorted(f for f in os.listdir(out) if not f.startswith(".")) \
+        if os.path.isdir(out) else []
+    print(f"done in {time.perf_counter() - t0:.1f} s; written to {out}/: " + ", ".join(files))
     return results
 
 

@@ -44,3 +44,29 @@ def test_fashion_mlp_quick_is_well_above_chance(tmp_path):
     r = get_recipe("fashion-mlp")
     res = r.run(r.config(quick=True), out_dir=tmp_path, verbose=False, log=lambda m: None)
     assert res["test_accuracy"] >= 0.75          # chance is 0.10
+
+
+def test_perceptron_recipe_quick_is_exact():
+    r = get_recipe("perceptron")
+    res = r.run(r.config(quick=True), log=lambda m: None)
+    assert res["separable_accuracy"] == 1.0
+    assert res["xor_perceptron_best_accuracy"] <= 0.75
+    assert res["xor_mlp_accuracy"] == 1.0
+
+
+def test_perceptron_rule_is_rosenblatts():
+    import numpy as np
+    from lamina.zoo import Perceptron
+    p = Perceptron(2, lr=1.0)
+    x = np.array([[1.0, 2.0], [-1.0, -1.0]])
+    y = np.array([1, -1])
+    assert p.epoch(x, y) == 1              # w = 0 misclassifies the first point only...
+    np.testing.assert_array_equal(p.w.numpy(), [1.0, 2.0])
+    assert p.b == 1.0                      # ...and the update is w += y x, b += y
+    assert p.epoch(x, y) == 0
+
+
+def test_digits_logreg_quick():
+    r = get_recipe("digits-logreg")
+    res = r.run(r.config(quick=True), verbose=False, log=lambda m: None)
+    assert res["test_accuracy"] >= 0.93

@@ -4,9 +4,12 @@ import importlib
 
 from .digits_mlp import DigitsMLP
 from .fashion_mlp import MLP
+from .perceptron import Perceptron
 from .recipe import Recipe, Setup
 
 RECIPES = {
+    "perceptron": "lamina.zoo.perceptron",
+    "digits-logreg": "lamina.zoo.digits_logreg",
     "digits-mlp": "lamina.zoo.digits_mlp",
     "fashion-mlp": "lamina.zoo.fashion_mlp",
 }
@@ -19,4 +22,4 @@ def get_recipe(name):
     return importlib.import_module(RECIPES[name]).RECIPE
 
 
-__all__ = ["DigitsMLP", "MLP", "Recipe", "Setup", "RECIPES", "get_recipe"]
+__all__ = ["DigitsMLP", "MLP", "Perceptron", "Recipe", "Setup", "RECIPES", "get_recipe"]
