@@ -70,3 +70,21 @@ def test_digits_logreg_quick():
     r = get_recipe("digits-logreg")
     res = r.run(r.config(quick=True), verbose=False, log=lambda m: None)
     assert res["test_accuracy"] >= 0.93
+
+
+def test_lenet5_variants_have_the_papers_shapes():
+    import lamina
+    from lamina.zoo import LeNet5
+    for variant in ("modern", "1998"):
+        net = LeNet5(variant=variant)
+        assert net(lamina.zeros(2, 1, 28, 28)).shape == (2, 10)
+        assert sum(p.numel() for p in net.parameters()) == 61706
+    with pytest.raises(ValueError, match="variant"):
+        LeNet5(variant="2025")
+
+
+@pytest.mark.skipif(not os.path.isdir(FASHION), reason="Fashion-MNIST not installed")
+def test_lenet5_quick_is_well_above_chance():
+    r = get_recipe("lenet5")
+    res = r.run(r.config(quick=True), verbose=False, log=lambda m: None)
+    assert res["modern"]["test_accuracy"] >= 0.65 and res["1998"]["test_accuracy"] >= 0.65

@@ -4,6 +4,7 @@ import importlib
 
 from .digits_mlp import DigitsMLP
 from .fashion_mlp import MLP
+from .lenet import LeNet5
 from .perceptron import Perceptron
 from .recipe import Recipe, Setup
 
@@ -12,6 +13,7 @@ RECIPES = {
     "digits-logreg": "lamina.zoo.digits_logreg",
     "digits-mlp": "lamina.zoo.digits_mlp",
     "fashion-mlp": "lamina.zoo.fashion_mlp",
+    "lenet5": "lamina.zoo.lenet",
 }
 
 
@@ -22,4 +24,4 @@ def get_recipe(name):
     return importlib.import_module(RECIPES[name]).RECIPE
 
 
-__all__ = ["DigitsMLP", "MLP", "Perceptron", "Recipe", "Setup", "RECIPES", "get_recipe"]
+__all__ = ["DigitsMLP", "MLP", "LeNet5", "Perceptron", "Recipe", "Setup", "RECIPES", "get_recipe"]
