@@ -118,7 +118,41 @@ class TopKAccuracy(Metric):
         return top_k_accuracy(output, target, self.k)
 
 
-METRICS = {"accuracy": Accuracy, "acc": Accuracy, "top5": lambda: TopKAccuracy(5),
+class _TokenNLL(Metric):
+    """Mean negative log-likelihood (nats) of integer targets under softmax(output),
+    over all tokens; subclasses map it to perplexity or bits per character."""
+
+    def __init__(self, ignore_index=None):
+        self.ignore_index = ignore_index
+        super().__init__()
+
+    def update(self, output, target):
+        out, tgt = _class_logits(output, target)
+        if self.ignore_index is not None:
+            keep = tgt != self.ignore_index
+            out, tgt = out[keep], tgt[keep]
+        out = out.astype(np.float64)
+        m = out.max(1, keepdims=True)
+        logz = np.log(np.exp(out - m).sum(1)) + m[:, 0]
+        self.total += float((logz - out[np.arange(len(tgt)), tgt]).sum())
+        self.count += len(tgt)
+
+
+class Perplexity(_TokenNLL):
+    name = "perplexity"
+
+    def compute(self):
+        return perplexity(self.total / max(self.count, 1))
+
+
+class BitsPerChar(_TokenNLL):
+    name = "bpc"
+
+    def compute(self):
+        return bits_per_char(self.total / max(self.count, 1))
+
+
+METRICS = {"accuracy": Accuracy, "perplexity": Perplexity, "bpc": BitsPerChar, "acc": Accuracy, "top5": lambda: TopKAccuracy(5),
            "top5_accuracy": lambda: TopKAccuracy(5)}
 
 

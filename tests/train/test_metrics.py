@@ -54,3 +54,16 @@ def test_confusion_matrix():
 def test_perplexity_and_bits_per_char():
     assert math.isclose(M.perplexity(math.log(65)), 65)
     assert math.isclose(M.bits_per_char(math.log(2) * 1.5), 1.5)
+
+
+def test_running_perplexity_and_bpc_match_cross_entropy():
+    rng = np.random.default_rng(2)
+    logits = rng.standard_normal((3, 5, 7))                # (N, C, T) as for sequence models
+    y = rng.integers(0, 5, (3, 7))
+    ce = torch.nn.functional.cross_entropy(torch.tensor(logits), torch.tensor(y)).item()
+    ppl, bpc = M.make_metric("perplexity"), M.make_metric("bpc")
+    for m in (ppl, bpc):
+        m.update(logits[:1], y[:1])
+        m.update(logits[1:], y[1:])
+    assert math.isclose(ppl.compute(), math.exp(ce), rel_tol=1e-9)
+    assert math.isclose(bpc.compute(), ce / math.log(2), rel_tol=1e-9)
