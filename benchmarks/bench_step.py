@@ -99,6 +99,34 @@ def case_mlp():
     return lam_step, tor_step, 20
 
 
+def case_mlp_adam():
+    """MLP 784-1024-1024-10, ReLU, batch 128, cross-entropy, Adam lr 1e-3 on both sides."""
+    lam_net, tor_net = _mlp_pair([784, 1024, 1024, 10], "relu")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((128, 784)).astype(np.float32)
+    y = rng.integers(0, 10, 128).astype(np.int64)
+    lx, ly = lamina.from_numpy(x), lamina.from_numpy(y)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    lopt = lamina.optim.Adam(lam_net.parameters(), lr=1e-3)
+    topt = torch.optim.Adam(tor_net.parameters(), lr=1e-3)
+
+    def lam_step():
+        lopt.zero_grad()
+        loss = LF.cross_entropy(lam_net(lx), ly)
+        loss.backward()
+        lopt.step()
+        return loss
+
+    def tor_step():
+        topt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(tor_net(tx), ty)
+        loss.backward()
+        topt.step()
+        return loss
+
+    return lam_step, tor_step, 20
+
+
 def _sync_weights(lam_net, tor_net):
     """Copy PyTorch's freshly initialised parameters and buffers into lamina's net."""
     lam_net.load_state_dict({k: v.detach().numpy() for k, v in tor_net.state_dict().items()})
@@ -152,7 +180,8 @@ def case_wide():
     return (*_image_case(build_wide), 3)
 
 
-CASES = {"xor": case_xor, "mlp": case_mlp, "lenet": case_lenet, "wide": case_wide}
+CASES = {"xor": case_xor, "mlp": case_mlp, "mlp_adam": case_mlp_adam, "lenet": case_lenet,
+         "wide": case_wide}
 
 
 def _time_block(step, n):
@@ -190,10 +219,10 @@ def main():
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; "
           f"torch {torch.__version__} ({threads} threads), numpy {np.__version__}, "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}")
-    print(f"{'case':6s} {'lamina':>12s} {'pytorch':>12s}   lamina/pytorch")
+    print(f"{'case':8s} {'lamina':>12s} {'pytorch':>12s}   lamina/pytorch")
     for name in a.cases:
         lam, tor = run(name, a.repeats)
-        print(f"{name:6s} {_fmt(lam)} {_fmt(tor)}   {lam / tor:.3f}")
+        print(f"{name:8s} {_fmt(lam)} {_fmt(tor)}   {lam / tor:.3f}")
 
 
 if __name__ == "__main__":

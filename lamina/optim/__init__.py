@@ -1,5 +1,9 @@
-"""Optimizers over flat parameter buffers."""
-from .optimizer import Optimizer
+"""Optimizers over flat parameter buffers, and learning-rate schedules."""
+from .optimizer import Optimizer, set_num_threads, get_num_threads
 from .sgd import SGD
+from .adam import Adam, AdamW
+from .adaptive import Adagrad, RMSprop, Adadelta
+from . import lr_scheduler
 
-__all__ = ["Optimizer", "SGD"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta",
+           "lr_scheduler", "set_num_threads", "get_num_threads"]

@@ -6,14 +6,95 @@ statements per group instead of a Python loop over parameters. Note: with flat b
 gradients are zero-filled views after ``zero_grad()`` rather than ``None``, and a
 parameter that got no gradient in a step is still updated by momentum and weight decay.
 Parameters with ``requires_grad=False`` (frozen) are skipped as in PyTorch: their values
-and their slices of the optimizer state are left as they were.
+and their slices of the optimizer state are left as they were (a group's step count,
+used by bias corrections, still advances: PyTorch counts steps per parameter).
+
+Element-wise updates run through :func:`foreach_chunk`: the flat arrays are walked in
+cache-sized chunks (every statement of an update touches a chunk while it is still in
+cache), and large groups are split between threads (NumPy releases the GIL inside
+ufunc loops), so an update costs a few passes over memory at two cores' speed.
 """
+import os
+import threading
+
 from .. import backend as B
 from ..nn.utils.flat import flatten_parameters
 from ..tensor import _GRAD_SLOT, Parameter, Tensor
 
 
+# elements per chunk (measured: 2^17 fastest for Adam on 1.9 M float32, 2 threads)
+_CHUNK = 1 << 17
+# groups smaller than this are updated by the calling thread alone
+_PARALLEL_MIN = 1 << 18
+_threads = max(1, min(2, os.cpu_count() or 1))
+_pool = None
+_local = threading.local()
+
+
+def set_num_threads(n):
+    """Threads that share an optimizer update of a large group (default: min(2, cpus))."""
+    global _threads
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"set_num_threads: expected a positive number of threads, got {n}")
+    _threads = n
+
+
+def get_num_threads():
+    return _threads
+
+
+def _scratch(k, dtype):
+    """This thread's ``k`` scratch rows of ``_CHUNK`` elements (contents undefined)."""
+    bufs = getattr(_local, "bufs", None)
+    if bufs is None:
+        bufs = _local.bufs = {}
+    buf = bufs.get(dtype)
+    if buf is None or buf.shape[0] < k or buf.shape[1] < _CHUNK:
+        buf = bufs[dtype] = B.xp.empty((k, _CHUNK), dtype)
+    return buf
+
+
+def _run_chunks(kernel, lo, hi, k, dtype):
+    rows = _scratch(k, dtype)
+    for a in range(lo, hi, _CHUNK):
+        b = min(a + _CHUNK, hi)
+        kernel(a, b, [rows[i, :b - a] for i in range(k)])
+
+
+def foreach_chunk(kernel, n, dtype, nscratch=2):
+    """Call ``kernel(lo, hi, scratch)`` over ``[0, n)`` in chunks of at most ``_CHUNK``
+    elements; ``scratch`` is a list of ``nscratch`` arrays of length ``hi - lo``.
+
+    For ``n >= _PARALLEL_MIN`` the range is cut into one contiguous part per thread and
+    the parts run concurrently, so the kernel must only write inside ``[lo, hi)``.
+    """
+    global _pool
+    parts = _threads if n >= _PARALLEL_MIN and B.name == "numpy" else 1
+    if parts == 1:
+        _run_chunks(kernel, 0, n, nscratch, dtype)
+        return
+    if _pool is None or _pool._max_workers < parts - 1:
+        from concurrent.futures import ThreadPoolExecutor
+        _pool = ThreadPoolExecutor(parts - 1, thread_name_prefix="lamina-optim")
+    per = -(-n // parts // _CHUNK) * _CHUNK  # chunk-aligned share of each part
+    cuts = [min(i * per, n) for i in range(parts + 1)]
+    cuts[-1] = n
+    futures = [_pool.submit(_run_chunks, kernel, cuts[i], cuts[i + 1], nscratch, dtype)
+               for i in range(parts - 1)]
+    try:
+        _run_chunks(kernel, cuts[-2], n, nscratch, dtype)
+    finally:
+        for f in futures:
+            f.result()
+
+
 class Optimizer:
+    """Base class. Subclasses implement ``_update(group, data, grad, state)`` on the
+    group's flat arrays, and optionally ``_check_group(group)`` (validate
+    hyper-parameters, raising ValueError) and ``_prepare(group, data, state)`` (create
+    or adjust flat state before an update; runs before frozen slices are saved)."""
+
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
         if isinstance(params, Tensor):
@@ -49,6 +130,7 @@ class Optimizer:
         group["params"] = ps
         for k, v in self.defaults.items():
             group.setdefault(k, v)
+        self._check_group(group)
         self.param_groups.append(group)
         self._flat.append(None)
         self._bound.append(None)
@@ -110,6 +192,7 @@ class Optimizer:
                     p._gzero = False
                 if not p.requires_grad:
                     frozen.append((a, b))
+            self._prepare(group, data, state)
             if frozen:
                 self._update_skipping(group, data, grad, state, frozen)
             else:
@@ -130,6 +213,12 @@ class Optimizer:
         for k, v in flat_state().items():
             for j, (a, b) in enumerate(frozen):
                 v[a:b] = saved[k][j] if k in saved else 0
+
+    def _check_group(self, group):
+        pass
+
+    def _prepare(self, group, data, state):
+        pass
 
     def _update(self, group, data, grad, state):
         raise NotImplementedError
@@ -158,11 +247,28 @@ class Optimizer:
                 raise ValueError(f"{type(self).__name__}.load_state_dict: group {i} has "
                                  f"{len(theirs['params'])} parameters in the state, "
                                  f"{len(mine['params'])} in the optimizer")
+        state = {}
+        for i, s in state_dict["state"].items():
+            i = int(i)
+            if not 0 <= i < len(self.param_groups):
+                raise ValueError(f"{type(self).__name__}.load_state_dict: state for group {i}, "
+                                 f"but the optimizer has {len(self.param_groups)} groups")
+            data, _ = self._group_buffers(i)
+            entry = {}
+            for k, v in s.items():
+                if isinstance(v, B.xp.ndarray) and v.ndim == 0 or isinstance(v, B.xp.generic):
+                    v = v.item()  # a scalar (step count, scale) saved as an array
+                elif isinstance(v, B.xp.ndarray):
+                    v = B.xp.array(v, dtype=data.dtype)
+                    if v.size != data.size:
+                        raise ValueError(f"{type(self).__name__}.load_state_dict: state "
+                                         f"'{k}' of group {i} has {v.size} elements, the "
+                                         f"group's parameters have {data.size}")
+                entry[k] = v
+            state[i] = entry
         for mine, theirs in zip(self.param_groups, groups):
             mine.update({k: v for k, v in theirs.items() if k != "params"})
-        self.state = {int(i): {k: (B.xp.array(v) if isinstance(v, B.xp.ndarray) else v)
-                               for k, v in s.items()}
-                      for i, s in state_dict["state"].items()}
+        self.state = state
 
     def __repr__(self):
         lines = [f"{type(self).__name__} ("]

@@ -1,12 +1,12 @@
 """Stochastic gradient descent with momentum, dampening, Nesterov and weight decay."""
 from .. import backend as B
-from .optimizer import Optimizer
+from .optimizer import Optimizer, foreach_chunk
 
 
 class SGD(Optimizer):
     """PyTorch's update, on each group's flat buffer:
 
-        g = grad + weight_decay * p
+        g = -grad (maximize) or grad;  g = g + weight_decay * p
         buf = g (first step), else momentum * buf + (1 - dampening) * g
         g = g + momentum * buf (nesterov) or buf (momentum > 0)
         p -= lr * g
@@ -24,45 +24,52 @@ class SGD(Optimizer):
                                       maximize=maximize))
 
     def _update(self, group, p, grad, state):
-        lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
-        tmp = state.get("scratch")
-        if tmp is None or tmp.shape != p.shape:
-            tmp = state["scratch"] = B.xp.empty_like(p)
-        g = grad
-        if group["maximize"]:
-            B.xp.negative(grad, out=tmp)
-            g = tmp
-        if wd:
-            if g is tmp:
-                tmp += wd * p
-            else:
-                B.xp.multiply(p, wd, out=tmp)
-                tmp += g
-            g = tmp
-        if mu:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = g.copy()
+        lr, mu, wd = float(group["lr"]), float(group["momentum"]), float(group["weight_decay"])
+        damp, nesterov, maximize = float(group["dampening"]), group["nesterov"], group["maximize"]
+        state.pop("scratch", None)  # left by older versions
+        buf_all = state.get("momentum_buffer") if mu else None
+        first = bool(mu) and buf_all is None
+        if first:
+            buf_all = state["momentum_buffer"] = B.xp.empty_like(p)
+        xp = B.xp
+
+        def kernel(lo, hi, scratch):
+            s0, s1 = scratch
+            x, g, sign = p[lo:hi], grad[lo:hi], 1.0
+            if wd:
+                xp.multiply(x, wd, out=s0)
+                if maximize:
+                    s0 -= g
+                else:
+                    s0 += g
+                g = s0
+            elif maximize:
+                sign = -1.0  # the effective gradient is sign * g
+            if not mu:
+                xp.multiply(g, lr * sign, out=s1)
+                x -= s1
+                return
+            buf = buf_all[lo:hi]
+            if first:
+                xp.multiply(g, sign, out=buf)
             else:
                 buf *= mu
-                if group["dampening"]:
-                    buf += (1 - group["dampening"]) * g
+                if damp:
+                    xp.multiply(g, (1.0 - damp) * sign, out=s1)
+                    buf += s1
+                elif sign < 0:
+                    buf -= g
                 else:
                     buf += g
-            if group["nesterov"]:
-                if g is tmp:
-                    tmp += mu * buf
+            if nesterov:
+                xp.multiply(buf, mu, out=s1)
+                if sign < 0:
+                    s1 -= g
                 else:
-                    B.xp.multiply(buf, mu, out=tmp)
-                    tmp += g
-                g = tmp
+                    s1 += g
+                s1 *= lr
             else:
-                g = buf
-        B.xp.multiply(g, lr, out=tmp)
-        p -= tmp
+                xp.multiply(buf, lr, out=s1)
+            x -= s1
 
-    def state_dict(self):
-        sd = super().state_dict()
-        for s in sd["state"].values():
-            s.pop("scratch", None)
-        return sd
+        foreach_chunk(kernel, p.size, p.dtype, 2)
