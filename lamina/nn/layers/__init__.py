@@ -8,3 +8,5 @@ from .pooling import *  # noqa: F401,F403
 from .normalization import *  # noqa: F401,F403
 from .regularization import *  # noqa: F401,F403
 from .blocks import *  # noqa: F401,F403
+from .rnn_cell import *  # noqa: F401,F403
+from .recurrent import *  # noqa: F401,F403
