@@ -10,3 +10,5 @@ from .regularization import *  # noqa: F401,F403
 from .blocks import *  # noqa: F401,F403
 from .rnn_cell import *  # noqa: F401,F403
 from .recurrent import *  # noqa: F401,F403
+from .attention import *  # noqa: F401,F403
+from .transformer import *  # noqa: F401,F403
