@@ -8,5 +8,6 @@ from .pooling import *  # noqa: F401,F403
 from .normalization import *  # noqa: F401,F403
 from .regularization import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
+from .ctc import *  # noqa: F401,F403
 from .attention import *  # noqa: F401,F403
 from ...ops import pad  # noqa: F401,E402  (torch.nn.functional.pad)

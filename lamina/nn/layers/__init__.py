@@ -3,6 +3,8 @@ from .linear import Linear, Bilinear, Identity, Flatten, Unflatten
 from .embedding import Embedding
 from .activation import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
+from .ctc import *  # noqa: F401,F403
+from .seq2seq import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403
 from .normalization import *  # noqa: F401,F403
