@@ -88,3 +88,21 @@ def test_lenet5_quick_is_well_above_chance():
     r = get_recipe("lenet5")
     res = r.run(r.config(quick=True), verbose=False, log=lambda m: None)
     assert res["modern"]["test_accuracy"] >= 0.65 and res["1998"]["test_accuracy"] >= 0.65
+
+
+def test_polyfit_shows_under_and_overfitting_and_the_prior():
+    r = get_recipe("polyfit")
+    fits = r.run(r.config(quick=True), log=lambda m: None)["fits"]
+    o1, o2, o9, o9_l2 = fits
+    assert o1["val_mse"] > o2["val_mse"]                      # order 1 underfits
+    assert o9["train_mse"] < o2["train_mse"] and o9["val_mse"] > 2 * o2["val_mse"]  # overfits
+    assert o9_l2["val_mse"] < o9["val_mse"]                   # the prior helps
+
+
+@pytest.mark.skipif(not os.path.isdir(FASHION), reason="Fashion-MNIST not installed")
+def test_multitask_quick_learns_both_heads():
+    from lamina.zoo.multitask import SUPERCLASS
+    assert SUPERCLASS.tolist() == [0, 1, 0, 1, 0, 2, 0, 2, 2, 2]
+    r = get_recipe("multitask")
+    res = r.run(r.config(quick=True), verbose=False, log=lambda m: None)
+    assert res["test_class_accuracy"] >= 0.65 and res["test_super_accuracy"] >= 0.85

@@ -5,15 +5,18 @@ import importlib
 from .digits_mlp import DigitsMLP
 from .fashion_mlp import MLP
 from .lenet import LeNet5
+from .multitask import TwoHeadCNN
 from .perceptron import Perceptron
 from .recipe import Recipe, Setup
 
 RECIPES = {
     "perceptron": "lamina.zoo.perceptron",
+    "polyfit": "lamina.zoo.polyfit",
     "digits-logreg": "lamina.zoo.digits_logreg",
     "digits-mlp": "lamina.zoo.digits_mlp",
     "fashion-mlp": "lamina.zoo.fashion_mlp",
     "lenet5": "lamina.zoo.lenet",
+    "multitask": "lamina.zoo.multitask",
 }
 
 
@@ -24,4 +27,4 @@ def get_recipe(name):
     return importlib.import_module(RECIPES[name]).RECIPE
 
 
-__all__ = ["DigitsMLP", "MLP", "LeNet5", "Perceptron", "Recipe", "Setup", "RECIPES", "get_recipe"]
+__all__ = ["DigitsMLP", "MLP", "LeNet5", "Perceptron", "TwoHeadCNN", "Recipe", "Setup", "RECIPES", "get_recipe"]
