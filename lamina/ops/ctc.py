@@ -49,17 +49,18 @@ def _int_array(name, what, v):
     return a.astype(B.int64, copy=False)
 
 
-def _lengths(name, what, v, n, limit, limit_desc):
+def _lengths(name, what, v, n, limit, limit_desc, shape=None):
     a = _int_array(name, what, v).reshape(-1)
+    where = "" if shape is None else f" (log_probs of shape {shape})"
     if a.shape != (n,):
         raise ValueError(f"{name}: {what} must have one entry per batch element ({n}), got "
-                         f"shape {tuple(B.xp.shape(getattr(v, 'data', v)))}")
+                         f"shape {tuple(B.xp.shape(getattr(v, 'data', v)))}{where}")
     if n:
         lo, hi = int(a.min()), int(a.max())
         if lo < 0:
-            raise ValueError(f"{name}: {what} must be >= 0, got {lo}")
+            raise ValueError(f"{name}: {what} must be >= 0, got {lo}{where}")
         if limit is not None and hi > limit:
-            raise ValueError(f"{name}: {what} {hi} exceeds {limit_desc} {limit}")
+            raise ValueError(f"{name}: {what} {hi} exceeds {limit_desc} {limit}{where}")
     return a
 
 
@@ -139,8 +140,8 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     if not 0 <= blank < C:
         raise ValueError(f"{name}: blank {blank} is out of range for {C} classes (log_probs "
                          f"{shape})")
-    il = _lengths(name, "input_lengths", input_lengths, n, T, "the input length T =")
-    tl = _lengths(name, "target_lengths", target_lengths, n, None, None)
+    il = _lengths(name, "input_lengths", input_lengths, n, T, "the input length T =", shape)
+    tl = _lengths(name, "target_lengths", target_lengths, n, None, None, shape)
     lab = _padded_targets(name, targets, shape, batched, n, tl)
 
     nll, saved = _forward(lp, lab, il, tl, blank)

@@ -108,9 +108,11 @@ def test_parity_float64(mode, num_layers, bidirectional, batch_first, init, leng
 
 
 @pytest.mark.parametrize("mode", list(MODES))
-@pytest.mark.parametrize("num_layers,bidirectional,batch_first,init,lengths", [
-    (1, False, False, False, None), (3, True, True, True, None),
-    (3, True, False, True, LENGTHS), (1, True, True, False, LENGTHS)])
+@pytest.mark.parametrize("num_layers", [1, 3])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("init", [False, True])
+@pytest.mark.parametrize("lengths", [None, LENGTHS], ids=["full", "lengths"])
 def test_parity_float32(mode, num_layers, bidirectional, batch_first, init, lengths):
     lm, tm, lam, tor, rng = _run_both(mode, np.float32, num_layers, bidirectional,
                                       batch_first, init, lengths, seed=1)
@@ -177,6 +179,21 @@ def test_lengths_all_full_and_sorted(mode):
     np.testing.assert_array_equal(a, b)
     lm2, tm2, lam, tor, rng = _run_both(mode, lengths=[5, 4, 4, 2], bidirectional=True)
     _compare(mode, np.float64, lm2, tm2, lam, tor, rng)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_lengths_all_shorter_than_input_match_torch(mode, batch_first):
+    """No sequence uses the last padded steps (max(lengths) < T): those outputs are zero
+    as after pad_packed_sequence(total_length=T), and states/gradients match torch."""
+    lm, tm, lam, tor, rng = _run_both(mode, num_layers=2, bidirectional=True,
+                                      batch_first=batch_first, init=True,
+                                      lengths=[3, 1, 2, 3], lm_tm=_pair(
+                                          mode, np.float64, num_layers=2, bidirectional=True,
+                                          batch_first=batch_first))
+    _compare(mode, np.float64, lm, tm, lam, tor, rng)
+    out = lam[2][0].numpy()
+    assert not (out[:, 3:] if batch_first else out[3:]).any()
 
 
 @pytest.mark.parametrize("mode", list(MODES))

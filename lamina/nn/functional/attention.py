@@ -136,7 +136,8 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
         want = (L, S) if am.ndim == 2 else (N * H, L, S)
         if tuple(am.shape) != want:
             raise ValueError(f"{name}: the shape of the {am.ndim}-D attn_mask is "
-                             f"{tuple(am.shape)}, but should be {want}")
+                             f"{tuple(am.shape)}, but should be {want} (query "
+                             f"{tuple(query.shape)}, key {tuple(key.shape)})")
     if is_causal and am is None:
         raise RuntimeError(f"{name}: need attn_mask if specifying the is_causal hint; "
                            f"lamina.nn.causal_mask(L) makes one")

@@ -32,7 +32,8 @@ def ctc_greedy_decode(log_probs, input_lengths=None, blank=0):
     keep = best != blank
     keep[:, 1:] &= best[:, 1:] != best[:, :-1]
     if input_lengths is not None:
-        il = _lengths(name, "input_lengths", input_lengths, n, T, "the input length T =")
+        il = _lengths(name, "input_lengths", input_lengths, n, T, "the input length T =",
+                      tuple(log_probs.shape))
         keep &= B.xp.arange(T)[None, :] < il[:, None]
     counts = keep.sum(1)
     flat = best[keep].tolist()

@@ -115,8 +115,9 @@ class RNNBase(Module):
             h = ops.unsqueeze(h, 1)
         return h
 
-    def _check_lengths(self, lengths, T, batch):
+    def _check_lengths(self, lengths, T, batch, shape):
         name = self._layer_name(self.mode)
+        where = f"input of shape {shape}"
         if isinstance(lengths, Tensor):
             lengths = lengths.data
         lens = B.xp.asarray(lengths)
@@ -129,10 +130,12 @@ class RNNBase(Module):
                 raise ValueError(f"{name}: lengths must be integers, got dtype {lens.dtype}")
         if lens.shape != (batch,):
             raise ValueError(f"{name}: lengths of shape {tuple(lens.shape)} do not match the "
-                             f"batch size {batch} (expected shape ({batch},))")
+                             f"batch size {batch} (expected shape ({batch},); {where})")
         if batch and (lens.max() > T or lens.min() < 0):
             raise ValueError(f"{name}: lengths must lie in [0, {T}] (the sequence length of "
-                             f"the input), got min {int(lens.min())} and max {int(lens.max())}")
+                             f"the input), got min {int(lens.min())} and max "
+                             f"{int(lens.max())} ({where}, lengths of shape "
+                             f"{tuple(lens.shape)})")
         return lens.astype(B.int64, copy=False)
 
     # ---------------------------------------------------------------- forward
@@ -166,7 +169,8 @@ class RNNBase(Module):
                 c0 = self._check_state(hx[1], "c0", batch, unbatched)
             else:
                 h0 = self._check_state(hx, "h0", batch, unbatched)
-        lens = None if lengths is None else self._check_lengths(lengths, T, batch)
+        lens = None if lengths is None else self._check_lengths(lengths, T, batch,
+                                                               tuple(input.shape))
         D = 2 if self.bidirectional else 1
         dropout = self.dropout if self.training else 0.0
         hs, cs = [], []

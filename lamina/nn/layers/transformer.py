@@ -73,6 +73,17 @@ class _Layer(Module):
         self.activation = _activation(activation, type(self).__name__)
         self.d_model, self.batch_first = d_model, batch_first
 
+    def _attention(self, which, q, kv, attn_mask, key_padding_mask, is_causal):
+        """``getattr(self, which)(q, kv, kv, ...)[0]``; a bad mask or shape raises a
+        ValueError naming this layer, the sublayer and the shapes."""
+        try:
+            return getattr(self, which)(q, kv, kv, attn_mask=attn_mask,
+                                        key_padding_mask=key_padding_mask,
+                                        need_weights=False, is_causal=is_causal)[0]
+        except ValueError as e:
+            raise ValueError(f"{type(self).__name__}(d_model={self.d_model}), {which}: "
+                             f"{e}") from None
+
     def _ff_block(self, x, drop):
         return drop(self.linear2(self.dropout(self.activation(self.linear1(x)))))
 
@@ -103,8 +114,7 @@ class TransformerEncoderLayer(_Layer):
                      batch_first, norm_first, bias, dtype, 2)
 
     def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
-        x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
-                           need_weights=False, is_causal=is_causal)[0]
+        x = self._attention("self_attn", x, x, attn_mask, key_padding_mask, is_causal)
         return self.dropout1(x)
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
@@ -142,14 +152,11 @@ class TransformerDecoderLayer(_Layer):
                      batch_first, norm_first, bias, dtype, 3)
 
     def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
-        x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
-                           is_causal=is_causal, need_weights=False)[0]
+        x = self._attention("self_attn", x, x, attn_mask, key_padding_mask, is_causal)
         return self.dropout1(x)
 
     def _mha_block(self, x, mem, attn_mask, key_padding_mask, is_causal):
-        x = self.multihead_attn(x, mem, mem, attn_mask=attn_mask,
-                                key_padding_mask=key_padding_mask, is_causal=is_causal,
-                                need_weights=False)[0]
+        x = self._attention("multihead_attn", x, mem, attn_mask, key_padding_mask, is_causal)
         return self.dropout2(x)
 
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
