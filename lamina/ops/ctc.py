@@ -112,9 +112,11 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     target_lengths: (N,) tensors, lists or tuples of ints (unbatched also an int or a 0-d
     tensor). ``blank``: the blank class. reduction 'none' -> (N,) (a scalar unbatched),
     'sum', or 'mean': each loss divided by its target length (at least 1), averaged over
-    the batch. An impossible alignment (a target needing more steps than its input has,
-    counting a blank between repeated labels) has loss inf and nan gradients, as in
-    PyTorch; ``zero_infinity`` sets such losses and their gradients to zero. Labels equal
+    the batch. A target that needs more steps than its input has (counting a blank
+    between repeated labels) raises ValueError, where PyTorch would return inf; with
+    ``zero_infinity=True`` its loss and gradient are zero, as in PyTorch. A target made
+    impossible by -inf log-probabilities has loss inf and nan gradients, as in PyTorch
+    (zero with ``zero_infinity``). Labels equal
     to ``blank`` inside a target are treated as PyTorch does (no error); labels outside
     [0, C) raise.
     The gradient is the true derivative w.r.t. log_probs; see the module docstring for how
@@ -143,6 +145,8 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     il = _lengths(name, "input_lengths", input_lengths, n, T, "the input length T =", shape)
     tl = _lengths(name, "target_lengths", target_lengths, n, None, None, shape)
     lab = _padded_targets(name, targets, shape, batched, n, tl)
+    if not zero_infinity:
+        _check_feasible(name, lab, il, tl, shape)
 
     nll, saved = _forward(lp, lab, il, tl, blank)
     dtype = lp.dtype
@@ -179,6 +183,24 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
             grad[steps & inf[None, :]] = B.xp.nan
         return (grad if batched else grad[:, 0],)
     return result(out, (log_probs,), backward)
+
+
+def _check_feasible(name, lab, il, tl, shape):
+    """Raise if a target needs more input steps than it has: its labels plus one blank
+    between each pair of equal neighbours."""
+    xp = B.xp
+    steps = tl.copy()
+    if lab.shape[1] > 1:
+        inside = xp.arange(1, lab.shape[1])[None, :] < tl[:, None]
+        steps += ((lab[:, 1:] == lab[:, :-1]) & inside).sum(1)
+    bad = xp.nonzero(steps > il)[0]
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            f"{name}: target {i} (length {int(tl[i])}, {int(steps[i] - tl[i])} repeated "
+            f"neighbours) needs at least {int(steps[i])} input steps but its input length "
+            f"is {int(il[i])} (log_probs {shape}; {bad.size} such sample(s)); pass "
+            f"zero_infinity=True to give such samples zero loss instead")
 
 
 def _logaddexp(a, b, out, tmp):

@@ -85,34 +85,44 @@ def test_blank_not_zero(blank, dtype):
     _compare(x, _concat(targets, tl), il, tl, dtype=dtype, blank=blank, reduction="sum")
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("zero_infinity", [False, True])
-def test_impossible_alignments(dtype, zero_infinity):
-    # sample 1: "aaa" needs 5 steps, has 4; sample 2: 3 labels in 2 steps; sample 3 fine
+def _too_short_batch():
+    # sample 1: "aaa" needs 5 steps, has 4; sample 2: 3 labels in 2 steps; samples 0, 3 fine
     targets = np.array([[1, 2, 3], [2, 2, 2], [1, 2, 3], [3, 1, 1]])
     tl = np.array([3, 3, 3, 3])
     il = np.array([6, 4, 2, 6])
     x = np.random.default_rng(4).standard_normal((6, 4, 4))
+    return x, targets, il, tl
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_inputs_too_short_for_their_targets_are_zeroed_with_zero_infinity(dtype):
+    x, targets, il, tl = _too_short_batch()
     for red in ("none", "sum", "mean"):
-        out, _ = _compare(x, targets, il, tl, dtype=dtype, reduction=red,
-                          zero_infinity=zero_infinity)
+        out, _ = _compare(x, targets, il, tl, dtype=dtype, reduction=red, zero_infinity=True)
         if red == "none":
             lo = out.numpy()
-            if zero_infinity:
-                assert lo[1] == 0 and lo[2] == 0 and np.isfinite(lo).all()
-            else:
-                assert np.isinf(lo[1]) and np.isinf(lo[2]) and np.isfinite(lo[[0, 3]]).all()
-    # the gradients of the feasible samples stay finite either way; the impossible ones get
-    # nan (zero_infinity=False) or zero, as torch
+            assert lo[1] == 0 and lo[2] == 0 and np.isfinite(lo).all()
+    # the feasible samples' gradients are finite, the infeasible ones' zero, as torch
     xl = lamina.tensor(x.astype(dtype), requires_grad=True)
     F.ctc_loss(xl.log_softmax(-1), targets, il, tl, reduction="sum",
-               zero_infinity=zero_infinity).backward()
+               zero_infinity=True).backward()
     g = xl.grad.numpy()
-    assert np.isfinite(g[:, [0, 3]]).all()
-    if zero_infinity:
-        assert (g[:, 1:3] == 0).all()
-    else:
-        assert np.isnan(g[:4, 1]).all() and (g[4:, 1] == 0).all()
+    assert np.isfinite(g[:, [0, 3]]).all() and (g[:, 1:3] == 0).all()
+
+
+@pytest.mark.parametrize("module", [False, True])
+def test_inputs_too_short_for_their_targets_raise_without_zero_infinity(module):
+    """PyTorch returns inf here; lamina says which sample cannot be aligned and why."""
+    x, targets, il, tl = _too_short_batch()
+    lp = lamina.tensor(x).log_softmax(-1)
+    call = nn.CTCLoss() if module else F.ctc_loss
+    with pytest.raises(ValueError, match=r"ctc_loss: target 1 \(length 3, 2 repeated "
+                       r"neighbours\) needs at least 5 input steps but its input length is "
+                       r"4 \(log_probs \(6, 4, 4\); 2 such sample"):
+        call(lp, targets, il, tl)
+    # a repeat right after the target's end does not count (padding is not a label)
+    ok = F.ctc_loss(lp[:, :1], np.array([[1, 2, 2]]), [2], [2], reduction="none")
+    assert np.isfinite(ok.numpy()).all()
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
