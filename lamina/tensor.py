@@ -251,27 +251,45 @@ class Tensor:
         self.data.fill(value.item() if isinstance(value, Tensor) else value)
         return self
 
-    def add_(self, other, alpha=1):
-        self._check_inplace("add_")
+    def _update(self, op, ufunc, other):
+        """``self.data = ufunc(self.data, other)`` in place, with errors naming ``op``."""
+        self._check_inplace(op)
         other = other.data if isinstance(other, Tensor) else other
-        if alpha != 1:
-            other = other * alpha
-        self.data += other
+        data = self.data
+        try:
+            ufunc(data, other, out=data, casting="same_kind")
+        except TypeError as exc:  # NumPy's UFuncTypeError: the result does not fit the dtype
+            if "cast" not in str(exc):
+                raise
+            raise RuntimeError(f"{op}: result type {B.xp.result_type(data, other)} can't be "
+                               f"cast to the tensor's dtype {data.dtype}") from None
+        except ValueError:
+            from .ops.elementwise import _broadcast_error
+            err = _broadcast_error(op, [data, other])
+            if err is not None:
+                raise err from None
+            raise ValueError(f"{op}: the tensor of shape {tuple(data.shape)} cannot be updated "
+                             f"in place with other of shape {tuple(B.xp.shape(other))}: the "
+                             f"result would have shape "
+                             f"{tuple(B.xp.broadcast_shapes(data.shape, B.xp.shape(other)))}"
+                             ) from None
         return self
+
+    def add_(self, other, alpha=1):
+        if alpha != 1:
+            other = (other.data if isinstance(other, Tensor) else other) * alpha
+        return self._update("add_", B.xp.add, other)
 
     def sub_(self, other, alpha=1):
-        self._check_inplace("sub_")
-        return self.add_(other, -alpha)
+        if alpha != 1:
+            other = (other.data if isinstance(other, Tensor) else other) * alpha
+        return self._update("sub_", B.xp.subtract, other)
 
     def mul_(self, other):
-        self._check_inplace("mul_")
-        self.data *= other.data if isinstance(other, Tensor) else other
-        return self
+        return self._update("mul_", B.xp.multiply, other)
 
     def div_(self, other):
-        self._check_inplace("div_")
-        self.data /= other.data if isinstance(other, Tensor) else other
-        return self
+        return self._update("div_", B.xp.true_divide, other)
 
     def clamp_(self, min=None, max=None):
         self._check_inplace("clamp_")
@@ -647,4 +665,8 @@ def full_like(t, fill_value, dtype=None, requires_grad=False):
 
 
 def randint_like(t, low, high=None, dtype=None):
-    return randint(low, high, t.shape, dtype=t.dtype if dtype is None else dtype)
+    """Integers in [low, high) with t's shape, in t's dtype (a float tensor gives whole
+    floats, as in PyTorch)."""
+    dtype = t.dtype if dtype is None else B.to_dtype(dtype)
+    ints = randint(low, high, t.shape, dtype=dtype if dtype.kind in "iu" else None)
+    return plain(ints.data.astype(dtype, copy=False))

@@ -8,7 +8,7 @@ from .. import backend as B
 from .. import grad_mode
 from ..autograd.engine import LazyGrad
 from ..tensor import Tensor, _raw_index, plain, result
-from .elementwise import unbroadcast
+from .elementwise import _broadcast_error, unbroadcast
 
 _ndarray = B.xp.ndarray
 
@@ -154,6 +154,15 @@ def getitem(x, index):
     return result(out, (x,), backward)
 
 
+def _axis(op, dim, x):
+    """``dim`` as a non-negative axis of x, or an IndexError naming ``op``."""
+    nd = max(x.ndim, 1)
+    if not -nd <= dim < nd:
+        raise IndexError(f"{op}: dimension {dim} is out of range for a tensor of shape "
+                         f"{tuple(x.shape)}")
+    return dim % nd
+
+
 def _index_array(op, index):
     idx = index.data if isinstance(index, Tensor) else B.xp.asarray(index)
     if idx.dtype.kind not in "iu":
@@ -180,7 +189,7 @@ def _along(op, shape, dim, idx):
 
 def gather(x, dim, index):
     """out[i][j] = x[i][index[i][j]] for dim=1 (any rank, any dim)."""
-    d = dim % x.ndim
+    d = _axis("gather", dim, x)
     idx = _index_array("gather", index)
     full = _along("gather", x.shape, d, idx)
     out = x.data[full]
@@ -197,7 +206,7 @@ def gather(x, dim, index):
 
 def scatter_add(x, dim, index, src):
     """A copy of x with src[i][j] added at x[i][index[i][j]] for dim=1."""
-    d = dim % x.ndim
+    d = _axis("scatter_add", dim, x)
     idx = _index_array("scatter_add", index)
     full = _along("scatter_add", x.shape, d, idx)
     sd = src.data if isinstance(src, Tensor) else B.xp.asarray(src)
@@ -224,7 +233,7 @@ def scatter_add(x, dim, index, src):
 
 
 def index_select(x, dim, index):
-    d = dim % x.ndim
+    d = _axis("index_select", dim, x)
     idx = _index_array("index_select", index)
     if idx.ndim != 1:
         if idx.ndim > 1:
@@ -250,8 +259,10 @@ def masked_fill(x, mask, value):
     try:
         out = B.xp.where(m, B.xp.asarray(v, dtype=xd.dtype), xd)
     except ValueError:
+        err = _broadcast_error("masked_fill", [m, xd])
+        where = "" if err is None else err.args[0][err.args[0].index(": sizes"):]
         raise ValueError(f"masked_fill: mask of shape {tuple(m.shape)} cannot be broadcast to "
-                         f"shape {tuple(xd.shape)}") from None
+                         f"shape {tuple(xd.shape)}{where}") from None
     if out.shape != xd.shape:
         raise ValueError(f"masked_fill: mask of shape {tuple(m.shape)} would broadcast the "
                          f"input of shape {tuple(xd.shape)} to {tuple(out.shape)}")

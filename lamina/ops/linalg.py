@@ -27,28 +27,43 @@ class _WeightGrad(LazyGrad):
 
 
 def _mm_error(op, a, b):
+    """The ValueError for operands that ``op`` cannot multiply: the contracted sizes when
+    they differ, else the first pair of batch sizes that cannot be broadcast."""
     sa, sb = tuple(a.shape), tuple(b.shape)
-    return ValueError(f"{op}: shapes {sa} and {sb} cannot be multiplied "
-                      f"({sa[-1] if sa else 0} vs {sb[-2] if len(sb) > 1 else sb[0] if sb else 0} "
-                      f"in the contracted dimension)")
+    ka, kb = sa[-1], sb[-2] if len(sb) > 1 else sb[0]
+    what = f"{op}: shapes {sa} and {sb} cannot be multiplied"
+    if ka != kb:
+        return ValueError(f"{what} ({ka} vs {kb} in the contracted dimension)")
+    ba, bb = sa[:-2], sb[:-2]
+    nd = max(len(ba), len(bb))
+    ba, bb = (1,) * (nd - len(ba)) + ba, (1,) * (nd - len(bb)) + bb
+    for d in range(nd):
+        if ba[d] != bb[d] and 1 not in (ba[d], bb[d]):
+            return ValueError(f"{what}: batch sizes {ba[d]} vs {bb[d]} at dimension "
+                              f"{d - nd - 2}")
+    return ValueError(what)
 
 
 def matmul(a, b):
     """``a @ b`` with NumPy semantics: 1-D operands are promoted, batch dims broadcast."""
+    return _matmul("matmul", a, b)
+
+
+def _matmul(op, a, b):
     if not isinstance(a, Tensor):
         a = plain(B.xp.asarray(a))
     if not isinstance(b, Tensor):
         b = plain(B.xp.asarray(b))
     ad, bd = a.data, b.data
     if ad.ndim == 0 or bd.ndim == 0:
-        raise ValueError(f"matmul: both arguments need at least 1 dimension, got shapes "
+        raise ValueError(f"{op}: both arguments need at least 1 dimension, got shapes "
                          f"{tuple(ad.shape)} and {tuple(bd.shape)}")
     if bd.ndim == 2 and ad.ndim > 2 and ad.flags.c_contiguous:
-        return _matmul_nd_2d(a, b)
+        return _matmul_nd_2d(op, a, b)
     try:
         out = ad @ bd
     except ValueError:
-        raise _mm_error("matmul", ad, bd) from None
+        raise _mm_error(op, ad, bd) from None
     ga = a.requires_grad and grad_mode.enabled
     gb = b.requires_grad and grad_mode.enabled
     if not (ga or gb):
@@ -79,7 +94,7 @@ def matmul(a, b):
     return result(out, (a if ga else None, b if gb else None), backward)
 
 
-def _matmul_nd_2d(a, b):
+def _matmul_nd_2d(op, a, b):
     """(..., m, k) @ (k, n) as one (M, k) @ (k, n) GEMM: NumPy would loop over the batch,
     and the weight gradient becomes one GEMM instead of a batch of them plus a sum
     (2-3x faster at transformer sizes)."""
@@ -88,7 +103,7 @@ def _matmul_nd_2d(a, b):
     try:
         out = a2 @ bd
     except ValueError:
-        raise _mm_error("matmul", ad, bd) from None
+        raise _mm_error(op, ad, bd) from None
     out = out.reshape(ad.shape[:-1] + out.shape[-1:])
     ga = a.requires_grad and grad_mode.enabled
     gb = b.requires_grad and grad_mode.enabled
@@ -106,21 +121,21 @@ def mm(a, b):
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"mm: expects 2-D tensors, got shapes {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")
-    return matmul(a, b)
+    return _matmul("mm", a, b)
 
 
 def bmm(a, b):
     if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0]:
         raise ValueError(f"bmm: expects 3-D tensors with equal batch size, got shapes "
                          f"{tuple(a.shape)} and {tuple(b.shape)}")
-    return matmul(a, b)
+    return _matmul("bmm", a, b)
 
 
 def dot(a, b):
     if a.ndim != 1 or b.ndim != 1:
         raise ValueError(f"dot: expects 1-D tensors, got shapes {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")
-    return matmul(a, b)
+    return _matmul("dot", a, b)
 
 
 def outer(a, b):
@@ -214,7 +229,8 @@ def einsum(equation, *operands):
                 sizes[c] = n
             elif n != 1 and n != sizes[c]:
                 raise ValueError(f"einsum: subscript {c!r} has size {n} in one operand and "
-                                 f"{sizes[c]} in another ({equation!r})")
+                                 f"{sizes[c]} in another ({equation!r} with shapes "
+                                 f"{' and '.join(str(tuple(p.shape)) for p in ops)})")
     # broadcast size-1 dims so every letter has one size (grads are summed back)
     arrays = []
     for s, o in zip(subs, ops):

@@ -48,6 +48,20 @@ def expand_back(g, shape, axes, keepdim):
     return B.xp.broadcast_to(g, shape)
 
 
+def _check_nonempty(op, shape, axes):
+    """Reductions without an identity (max, min, ...) need every reduced dim non-empty
+    (PyTorch's rule: an empty tensor reduced over its non-empty dims is fine)."""
+    if axes is None:
+        if 0 in shape:
+            raise RuntimeError(f"{op}: expected a non-empty tensor, got shape {tuple(shape)} "
+                               f"(reduce over its non-empty dims with dim=)")
+        return
+    for a in axes:
+        if shape[a] == 0:
+            raise RuntimeError(f"{op}: cannot reduce over the empty dimension {a} of shape "
+                               f"{tuple(shape)}")
+
+
 def _count(shape, axes):
     n = 1
     for i in (range(len(shape)) if axes is None else axes):
@@ -164,8 +178,7 @@ def _extreme(op, fwd, x, dim, keepdim, axis, keepdims):
     axes = _axes(op, x, dim, axis)
     keep = _keep(keepdim, keepdims)
     xd = x.data
-    if xd.size == 0:
-        raise RuntimeError(f"{op}: expected a non-empty tensor, got shape {tuple(xd.shape)}")
+    _check_nonempty(op, xd.shape, axes)
     out = fwd(xd, axis=axes, keepdims=keep)
     if x.requires_grad and grad_mode.enabled:
         shape = xd.shape
@@ -259,11 +272,17 @@ def min(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
 def _arg(op, fn, x, dim, keepdim, axis, keepdims):
     dim = _dim_alias(op, dim, axis)
     xd = x.data
-    if xd.size == 0:
-        raise RuntimeError(f"{op}: expected a non-empty tensor, got shape {tuple(xd.shape)}")
     ax = None if dim is None or xd.ndim == 0 else _one_axis(op, x, dim)
-    return plain(B.xp.asarray(fn(xd, axis=ax, keepdims=_keep(keepdim, keepdims)),
-                              dtype=B.int64))
+    _check_nonempty(op, xd.shape, None if ax is None else (ax,))
+    keep = _keep(keepdim, keepdims)
+    if xd.size == 0:  # over a non-empty dim of an empty tensor: an empty result
+        shape = list(xd.shape)
+        if keep:
+            shape[ax] = 1
+        else:
+            del shape[ax]
+        return plain(B.xp.zeros(tuple(shape), dtype=B.int64))
+    return plain(B.xp.asarray(fn(xd, axis=ax, keepdims=keep), dtype=B.int64))
 
 
 def argmax(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
@@ -281,8 +300,11 @@ def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     axes = _axes("logsumexp", x, dim, axis)
     keep = _keep(keepdim, keepdims)
     xd = x.data
-    m = xd.max(axis=axes, keepdims=True)
-    m = B.xp.where(B.xp.isfinite(m), m, 0)
+    if xd.size:  # the shift by the max is only for stability
+        m = xd.max(axis=axes, keepdims=True)
+        m = B.xp.where(B.xp.isfinite(m), m, 0)
+    else:  # an empty sum is 0 and its log -inf, as in PyTorch
+        m = 0
     with B.xp.errstate(divide="ignore"):
         out = B.xp.log(B.xp.exp(xd - m).sum(axis=axes, keepdims=True)) + m
     out_keep = out
@@ -316,6 +338,8 @@ def norm(x, p="fro", dim=None, keepdim=False, *, axis=None, keepdims=None):
     if xd.dtype.kind != "f":
         raise TypeError(f"norm: expected a floating point tensor, got dtype {xd.dtype}")
     a = B.xp.abs(xd)
+    if p in (_INF, -_INF):
+        _check_nonempty("norm", xd.shape, axes)  # the inf-norms have no identity
     if p == 2:
         out = B.xp.sqrt((xd * xd).sum(axis=axes, keepdims=keep))
     elif p == 1:

@@ -120,11 +120,14 @@ def unsqueeze(x, dim):
 
 def expand(x, *sizes):
     """Broadcast to ``sizes`` without copying; -1 keeps a dimension."""
-    sizes = _shape_arg(sizes)
+    return _expand("expand", x, _shape_arg(sizes))
+
+
+def _expand(op, x, sizes):
     xd = x.data
     lead = len(sizes) - xd.ndim
     if lead < 0:
-        raise ValueError(f"expand: the number of sizes ({len(sizes)}) must be >= the number "
+        raise ValueError(f"{op}: the number of sizes ({len(sizes)}) must be >= the number "
                          f"of dimensions of shape {tuple(xd.shape)}")
     # -1 keeps an existing dimension; on a new leading one it stays -1 and fails below
     target = tuple(xd.shape[i - lead] if s == -1 and i >= lead else s
@@ -132,14 +135,27 @@ def expand(x, *sizes):
     try:
         out = B.xp.broadcast_to(xd, target)
     except ValueError:
-        raise ValueError(f"expand: shape {tuple(xd.shape)} cannot be expanded to "
-                         f"{tuple(sizes)}") from None
+        raise _expand_error(op, xd.shape, sizes, target) from None
     in_shape = xd.shape
     return _record(x, out, lambda g: (unbroadcast(g, in_shape),))
 
 
+def _expand_error(op, shape, sizes, target):
+    lead = len(target) - len(shape)
+    for i, n in enumerate(target):
+        if i < lead:
+            if n < 0:
+                return ValueError(f"{op}: shape {tuple(shape)} cannot be expanded to "
+                                  f"{tuple(sizes)}: size {n} is not allowed for the new "
+                                  f"leading dimension {i}")
+        elif shape[i - lead] != 1 and shape[i - lead] != n:
+            return ValueError(f"{op}: shape {tuple(shape)} cannot be expanded to "
+                              f"{tuple(sizes)}: sizes {shape[i - lead]} vs {n} at dimension {i}")
+    return ValueError(f"{op}: shape {tuple(shape)} cannot be expanded to {tuple(sizes)}")
+
+
 def broadcast_to(x, shape):
-    return expand(x, tuple(shape))
+    return _expand("broadcast_to", x, tuple(shape))
 
 
 def expand_as(x, other):
@@ -228,7 +244,7 @@ def _join_error(op, arrays, dim):
         bad = next(i for i, a in enumerate(arrays) if a.shape != first)
         return ValueError(f"stack: expects each tensor to be equal size, but got "
                           f"{tuple(first)} at entry 0 and {tuple(arrays[bad].shape)} at "
-                          f"entry {bad}")
+                          f"entry {bad}{_first_mismatch(first, arrays[bad].shape, None)}")
     if not first:
         return ValueError("cat: zero-dimensional tensors cannot be concatenated; use stack")
     d = dim % len(first)
@@ -236,8 +252,19 @@ def _join_error(op, arrays, dim):
         if a.ndim != len(first) or a.shape[:d] + a.shape[d + 1:] != first[:d] + first[d + 1:]:
             return ValueError(f"cat: sizes of tensors must match except in dimension {dim}: "
                               f"tensor 0 has shape {tuple(first)}, tensor {i} has "
-                              f"{tuple(a.shape)}")
+                              f"{tuple(a.shape)}{_first_mismatch(first, a.shape, d)}")
     return ValueError(f"cat: cannot concatenate shapes {[tuple(a.shape) for a in arrays]}")
+
+
+def _first_mismatch(a, b, skip):
+    """': sizes m vs n at dimension d' for the first dimension (other than ``skip``) where
+    shapes ``a`` and ``b`` differ, or the differing numbers of dimensions."""
+    if len(a) != len(b):
+        return f": {len(a)} vs {len(b)} dimensions"
+    for d, (m, n) in enumerate(zip(a, b)):
+        if d != skip and m != n:
+            return f": sizes {m} vs {n} at dimension {d}"
+    return ""
 
 
 concatenate = cat
@@ -314,8 +341,16 @@ def _slice(x, index):
     return _record(x, x.data[index], lambda g: (SliceGrad(shape, g.dtype, [(index, g)]),))
 
 
-def flip(x, dims):
-    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+def flip(x, *dims, **kw):
+    """Reverse the order along ``dims``: ``flip(x, (0, 2))``, ``x.flip(0, 2)`` or
+    ``flip(x, dims=0)``."""
+    if "dims" in kw:
+        if dims:
+            raise TypeError("flip: dims given both positionally and as a keyword")
+        dims = (kw.pop("dims"),)
+    if kw:
+        raise TypeError(f"flip: unexpected keyword arguments {sorted(kw)}")
+    dims = _shape_arg(dims)
     axes = tuple(_dim("flip", d, x.ndim) for d in dims)
     return _record(x, B.xp.flip(x.data, axes), lambda g: (B.xp.flip(g, axes),))
 
