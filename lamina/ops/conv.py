@@ -261,8 +261,15 @@ def _check_bias(op, bias, n):
 
 
 def _unbatched(fn, x, *args, **kwargs):
+    """``fn`` on ``x`` with a batch dimension of 1 added and removed; an error message
+    shows the shape the caller passed, not the one with the added dimension."""
     from .shape import squeeze, unsqueeze
-    return squeeze(fn(unsqueeze(x, 0), *args, **kwargs), 0)
+    try:
+        out = fn(unsqueeze(x, 0), *args, **kwargs)
+    except ValueError as e:
+        shape = tuple(x.shape)
+        raise ValueError(str(e).replace(str((1,) + shape), str(shape))) from None
+    return squeeze(out, 0)
 
 
 def _needs(*ts):

@@ -6,7 +6,9 @@ from ..tensor import plain, result
 
 def _shifted(op, xd, dim):
     try:
-        m = xd.max(axis=dim, keepdims=True)
+        # an empty reduced dim has no max: -inf (then shifted by 0) gives an empty result
+        m = xd.max(axis=dim, keepdims=True, initial=-B.xp.inf) if xd.size == 0 else \
+            xd.max(axis=dim, keepdims=True)
     except (IndexError, TypeError):  # numpy's AxisError is an IndexError
         raise IndexError(f"{op}: dim {dim!r} is out of range for a tensor of shape "
                          f"{tuple(xd.shape)}") from None

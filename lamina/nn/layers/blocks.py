@@ -12,6 +12,13 @@ from .pooling import MaxPool2d
 __all__ = ["ResidualBlock", "InceptionModule", "Highway"]
 
 
+def _check_nchw(block, x, channels):
+    """A 4-D input with ``channels`` channels, or an error naming the block."""
+    if x.ndim != 4 or x.shape[1] != channels:
+        raise ValueError(f"{type(block).__name__}({block.extra_repr()}): expected an input of "
+                         f"shape (N, {channels}, H, W), got shape {tuple(x.shape)}")
+
+
 def _conv_bn(cin, cout, kernel, stride=1, padding=0, norm=True):
     """conv (no bias when followed by batch norm) [+ BatchNorm2d]."""
     conv = Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=not norm)
@@ -50,6 +57,7 @@ class ResidualBlock(Module):
             self.shortcut = Identity()
 
     def forward(self, x):
+        _check_nchw(self, x, self.in_channels)
         out = self.body(x)
         if self.residual:
             out = out + self.shortcut(x)
@@ -83,6 +91,7 @@ class InceptionModule(Module):
                                       *unit(in_channels, pool_proj, 1))
 
     def forward(self, x):
+        _check_nchw(self, x, self.in_channels)
         return ops.cat([self.branch1(x), self.branch3(x), self.branch5(x),
                         self.branch_pool(x)], dim=1)
 
@@ -105,6 +114,9 @@ class Highway(Module):
         self.activation = activation if activation is not None else ReLU()
 
     def forward(self, x):
+        if x.ndim < 1 or x.shape[-1] != self.features:
+            raise ValueError(f"Highway({self.extra_repr()}): expected an input of shape "
+                             f"(*, {self.features}), got shape {tuple(x.shape)}")
         h = self.activation(self.transform(x))
         t = ops.sigmoid(self.gate(x))
         return x + t * (h - x)

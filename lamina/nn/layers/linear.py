@@ -104,7 +104,11 @@ class Flatten(Module):
         self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x):
-        return ops.flatten(x, self.start_dim, self.end_dim)
+        try:
+            return ops.flatten(x, self.start_dim, self.end_dim)
+        except (ValueError, IndexError) as e:
+            raise type(e)(f"Flatten({self.extra_repr()}): input of shape {tuple(x.shape)}: "
+                          f"{e}") from None
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
@@ -116,7 +120,13 @@ class Unflatten(Module):
         self.dim, self.unflattened_size = dim, tuple(unflattened_size)
 
     def forward(self, x):
-        return ops.unflatten(x, self.dim, self.unflattened_size)
+        try:
+            return ops.unflatten(x, self.dim, self.unflattened_size)
+        except (ValueError, IndexError) as e:
+            known = math.prod(n for n in self.unflattened_size if n != -1)
+            want = f"a multiple of {known}" if -1 in self.unflattened_size else known
+            raise type(e)(f"Unflatten({self.extra_repr()}): expected dim {self.dim} of size "
+                          f"{want}, got input of shape {tuple(x.shape)} ({e})") from None
 
     def extra_repr(self):
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"

@@ -3,6 +3,8 @@
 Constructor arguments and defaults are PyTorch's; inputs are (N, C, *spatial) or
 unbatched (C, *spatial).
 """
+import functools
+
 from .. import functional as F
 from ..module import Module
 
@@ -12,6 +14,18 @@ __all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "Avg
            "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "KMaxPool",
            "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d", "Upsample", "UpsamplingNearest2d",
            "UpsamplingBilinear2d"]
+
+
+def _named(forward):
+    """Prefix the functional's error message (wrong rank, too small an input, ...) with the
+    layer, e.g. ``MaxPool2d(kernel_size=3, ...): max_pool2d: input of shape ...``."""
+    @functools.wraps(forward)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return forward(self, *args, **kwargs)
+        except (ValueError, IndexError) as e:
+            raise type(e)(f"{type(self).__name__}({self.extra_repr()}): {e}") from None
+    return wrapper
 
 
 class _MaxPoolNd(Module):
@@ -27,6 +41,7 @@ class _MaxPoolNd(Module):
         self.return_indices = return_indices
         self.ceil_mode = ceil_mode
 
+    @_named
     def forward(self, input):
         return type(self)._fn(input, self.kernel_size, self.stride, self.padding, self.dilation,
                               self.ceil_mode, self.return_indices)
@@ -66,6 +81,7 @@ class AvgPool1d(Module):
         self.ceil_mode = ceil_mode
         self.count_include_pad = count_include_pad
 
+    @_named
     def forward(self, input):
         return F.avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                             self.count_include_pad)
@@ -91,6 +107,7 @@ class _AvgPoolNd(Module):
         self.count_include_pad = count_include_pad
         self.divisor_override = divisor_override
 
+    @_named
     def forward(self, input):
         return type(self)._fn(input, self.kernel_size, self.stride, self.padding,
                               self.ceil_mode, self.count_include_pad, self.divisor_override)
@@ -120,6 +137,7 @@ class _LPPoolNd(Module):
         self.stride = stride
         self.ceil_mode = ceil_mode
 
+    @_named
     def forward(self, input):
         return type(self)._fn(input, float(self.norm_type), self.kernel_size, self.stride,
                               self.ceil_mode)
@@ -153,6 +171,7 @@ class _LSEPoolNd(Module):
         self.stride = stride if stride is not None else kernel_size
         self.r = r
 
+    @_named
     def forward(self, input):
         return type(self)._fn(input, self.kernel_size, self.stride, self.r)
 
@@ -179,6 +198,7 @@ class _AdaptiveAvgPoolNd(Module):
         super().__init__()
         self.output_size = output_size
 
+    @_named
     def forward(self, input):
         return type(self)._fn(input, self.output_size)
 
@@ -209,6 +229,7 @@ class _AdaptiveMaxPoolNd(Module):
         self.output_size = output_size
         self.return_indices = return_indices
 
+    @_named
     def forward(self, input):
         return type(self)._fn(input, self.output_size, self.return_indices)
 
@@ -240,6 +261,7 @@ class KMaxPool(Module):
         self.k = k
         self.dim = dim
 
+    @_named
     def forward(self, input):
         return F.kmax_pool(input, self.k, self.dim)
 
@@ -258,6 +280,7 @@ class _MaxUnpoolNd(Module):
         self.stride = _ntuple(stride if stride is not None else kernel_size, n)
         self.padding = _ntuple(padding, n)
 
+    @_named
     def forward(self, input, indices, output_size=None):
         return type(self)._fn(input, indices, self.kernel_size, self.stride, self.padding,
                               output_size)
@@ -305,6 +328,7 @@ class Upsample(Module):
         self.align_corners = align_corners
         self.recompute_scale_factor = recompute_scale_factor
 
+    @_named
     def forward(self, input):
         return F.interpolate(input, self.size, self.scale_factor, self.mode, self.align_corners,
                              self.recompute_scale_factor)

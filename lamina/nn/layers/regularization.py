@@ -26,7 +26,10 @@ class Dropout(Module):
         self.p, self.inplace = p, inplace
 
     def forward(self, x):
-        return self._dropout(x, self.p, self.training)
+        try:
+            return self._dropout(x, self.p, self.training)
+        except ValueError as e:  # wrong rank for the channel-wise variants
+            raise ValueError(f"{type(self).__name__}({self.extra_repr()}): {e}") from None
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"
