@@ -60,7 +60,7 @@ def _caster(dtype):
 def _view(self, *shape):
     if len(shape) == 1 and not isinstance(shape[0], (int, tuple, list)):
         return ops.cast(self, shape[0])
-    return ops.reshape(self, *shape)
+    return ops.view(self, *shape)
 
 
 def _type(self, dtype=None):

@@ -180,8 +180,12 @@ def _along(op, shape, dim, idx):
         if d != dim and idx.shape[d] > shape[d]:
             raise ValueError(f"{op}: index size {idx.shape[d]} exceeds input size {shape[d]} "
                              f"at dimension {d} (shapes {tuple(idx.shape)} and {tuple(shape)})")
-    if idx.size and (idx.min() < -shape[dim] or idx.max() >= shape[dim]):
-        raise IndexError(f"{op}: index out of range for dimension {dim} of size {shape[dim]}")
+    if idx.size:  # as in PyTorch, negative indices are out of range here
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi >= shape[dim]:
+            bad = lo if lo < 0 else hi
+            raise IndexError(f"{op}: index {bad} is out of range for dimension {dim} of size "
+                             f"{shape[dim]} (input shape {tuple(shape)})")
     grid = list(B.xp.ix_(*[B.xp.arange(n) for n in idx.shape]))
     grid[dim] = idx
     return tuple(grid)

@@ -174,6 +174,11 @@ def _check(name, x, h, c, w_ih, w_hh, n_gates):
         if s is not None and s.shape != (xs[0], hsz):
             raise ValueError(f"{name}: expected {what} of shape ({xs[0]}, {hsz}), got "
                              f"{tuple(s.shape)}")
+    dt = w_ih.dtype
+    for what, a in (("input", x), ("hidden state", h), ("cell state", c)):
+        if a is not None and a.dtype != dt:
+            raise ValueError(f"{name}: {what} dtype {a.dtype} does not match the parameters' "
+                             f"dtype {dt} (convert one, e.g. cell.double() or x.float())")
 
 
 def _sigmoid_(a):

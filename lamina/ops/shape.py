@@ -38,7 +38,15 @@ def reshape(x, *shape):
     return _record(x, out, lambda g: (g.reshape(in_shape),))
 
 
-view = reshape
+def view(x, *shape):
+    """reshape that must not copy: as in PyTorch, a shape the input's strides cannot
+    express without copying (e.g. flattening a transposed matrix) is an error."""
+    out = reshape(x, *shape)
+    if out.data.size and not B.xp.may_share_memory(out.data, x.data):
+        raise RuntimeError(f"view: shape {tuple(out.shape)} is not compatible with the "
+                           f"strides of the input of shape {tuple(x.shape)} (it is not "
+                           f"contiguous in that order); use reshape(), which copies")
+    return out
 
 
 def flatten(x, start_dim=0, end_dim=-1):

@@ -361,3 +361,16 @@ def test_long_chain_backprops():
         state = cell(x, state)
     state[0].sum().backward()
     assert np.isfinite(cell.weight_hh.grad.numpy()).all()
+
+
+@pytest.mark.parametrize("cls", ["RNNCell", "LSTMCell", "GRUCell"])
+def test_cell_rejects_a_dtype_other_than_its_parameters(cls):
+    """torch raises on float64 input to a float32 cell; so does lamina, naming the cell."""
+    cell = getattr(nn, cls)(3, 4)
+    with pytest.raises(ValueError, match=rf"{cls}: input dtype float64 does not match the "
+                                         r"parameters' dtype float32"):
+        cell(lamina.randn(2, 3, dtype=lamina.float64))
+    with pytest.raises(ValueError, match=rf"{cls}: hidden state dtype float64"):
+        h = lamina.zeros(2, 4, dtype=lamina.float64)
+        cell(lamina.randn(2, 3), (h, lamina.zeros(2, 4)) if cls == "LSTMCell" else h)
+    assert cell.double()(lamina.randn(2, 3, dtype=lamina.float64))[0].dtype == lamina.float64

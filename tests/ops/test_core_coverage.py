@@ -232,7 +232,9 @@ def _strided(fn, where):
     return g
 
 
-@pytest.mark.parametrize("name", list(CORE))
+# view refuses strided inputs it cannot view without a copy, as torch does
+# (tests/ops/test_shape.py::test_view_refuses_to_copy_like_torch)
+@pytest.mark.parametrize("name", [n for n in CORE if n != "view"])
 def test_core_op_strided_inputs_float64(name):
     f, arrays = CORE[name]
     where = [i for i, a in enumerate(arrays) if a.dtype.kind == "f" and a.ndim >= 1]

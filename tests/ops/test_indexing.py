@@ -207,8 +207,14 @@ def test_index_out_of_range():
         x[:, [0, 3]]
     with pytest.raises(IndexError, match=r"index.*\(4, 3\)"):
         x[L.tensor([-5])]
-    with pytest.raises(IndexError, match=r"gather: index out of range for dimension 1 of size 3"):
+    with pytest.raises(IndexError, match=r"gather: index 3 is out of range for dimension 1 of "
+                       r"size 3 \(input shape \(4, 3\)\)"):
         x.gather(1, L.tensor([[0], [3], [0], [0]]))
+    # negative indices are out of range for gather and scatter_add, as in PyTorch
+    with pytest.raises(IndexError, match=r"gather: index -1 is out of range"):
+        x.gather(1, L.tensor([[0], [-1], [0], [0]]))
+    with pytest.raises(IndexError, match=r"scatter_add: index -3 is out of range"):
+        x.scatter_add(1, L.tensor([[-3], [0], [0], [0]]), L.ones(4, 1))
     with pytest.raises(IndexError, match=r"index_select: index out of range"):
         x.index_select(0, L.tensor([4]))
     with pytest.raises(IndexError, match=r"take: index out of range for a tensor of shape "

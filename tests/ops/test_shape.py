@@ -338,3 +338,18 @@ def test_join_mixed_int_and_float_promotes_like_torch(join):
     assert out.dtype == L.float32 and str(ref.dtype) == "torch.float32"
     np.testing.assert_allclose(out.numpy(), ref.numpy())
     out.sum().backward()
+
+
+def test_view_refuses_to_copy_like_torch():
+    a = np.arange(12.0).reshape(3, 4)
+    x, t = L.tensor(a), torch.tensor(a)
+    for shape in [(12,), (2, 6), (4, 3)]:
+        np.testing.assert_array_equal(x.view(*shape).numpy(), t.view(*shape).numpy())
+    np.testing.assert_array_equal(x.T.view(4, 3, 1).numpy(), t.T.view(4, 3, 1).numpy())
+    with pytest.raises(RuntimeError):
+        t.T.view(12)
+    with pytest.raises(RuntimeError, match=r"view: shape \(12,\) is not compatible with the "
+                       r"strides of the input of shape \(4, 3\).*use reshape"):
+        x.T.view(12)
+    np.testing.assert_array_equal(x.T.reshape(12).numpy(), t.T.reshape(12).numpy())
+    assert L.zeros(0, 3).T.view(0).shape == (0,)
