@@ -3,7 +3,8 @@ from .optimizer import Optimizer, set_num_threads, get_num_threads
 from .sgd import SGD
 from .adam import Adam, AdamW
 from .adaptive import Adagrad, RMSprop, Adadelta
+from .es import EvolutionStrategies
 from . import lr_scheduler
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta",
-           "lr_scheduler", "set_num_threads", "get_num_threads"]
+           "EvolutionStrategies", "lr_scheduler", "set_num_threads", "get_num_threads"]

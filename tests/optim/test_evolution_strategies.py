@@ -47,3 +47,8 @@ def test_es_state_round_trip_and_errors():
         EvolutionStrategies([w], population=5)
     with pytest.raises(ValueError, match="closure"):
         a.step()
+
+
+def test_exported_from_lamina_optim():
+    import lamina
+    assert lamina.optim.EvolutionStrategies is EvolutionStrategies
