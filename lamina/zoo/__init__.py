@@ -4,10 +4,13 @@ import importlib
 
 from .digits_mlp import DigitsMLP
 from .fashion_mlp import MLP
+from .inception import InceptionNet
 from .lenet import LeNet5
 from .multitask import TwoHeadCNN
 from .perceptron import Perceptron
 from .recipe import Recipe, Setup
+from .resnet import PlainNet, ResNetSmall
+from .vgg import VGGSmall
 
 RECIPES = {
     "perceptron": "lamina.zoo.perceptron",
@@ -17,6 +20,11 @@ RECIPES = {
     "fashion-mlp": "lamina.zoo.fashion_mlp",
     "lenet5": "lamina.zoo.lenet",
     "multitask": "lamina.zoo.multitask",
+    "transfer": "lamina.zoo.transfer",
+    "inspect": "lamina.zoo.inspect_cnn",
+    "vgg-small": "lamina.zoo.vgg",
+    "resnet": "lamina.zoo.resnet",
+    "inception": "lamina.zoo.inception",
 }
 
 
@@ -27,4 +35,5 @@ def get_recipe(name):
     return importlib.import_module(RECIPES[name]).RECIPE
 
 
-__all__ = ["DigitsMLP", "MLP", "LeNet5", "Perceptron", "TwoHeadCNN", "Recipe", "Setup", "RECIPES", "get_recipe"]
+__all__ = ["DigitsMLP", "MLP", "LeNet5", "Perceptron", "TwoHeadCNN", "VGGSmall", "ResNetSmall",
+           "PlainNet", "InceptionNet", "Recipe", "Setup", "RECIPES", "get_recipe"]
