@@ -3,6 +3,7 @@ notes' experiments (``lamina train NAME``; ``lamina recipes`` lists them)."""
 import importlib
 
 from .digits_mlp import DigitsMLP
+from .fcn import FCN
 from .fashion_mlp import MLP
 from .inception import InceptionNet
 from .lenet import LeNet5
@@ -10,6 +11,7 @@ from .multitask import TwoHeadCNN
 from .perceptron import Perceptron
 from .recipe import Recipe, Setup
 from .resnet import PlainNet, ResNetSmall
+from .unet import UNet
 from .vgg import VGGSmall
 
 RECIPES = {
@@ -25,6 +27,8 @@ RECIPES = {
     "vgg-small": "lamina.zoo.vgg",
     "resnet": "lamina.zoo.resnet",
     "inception": "lamina.zoo.inception",
+    "fcn": "lamina.zoo.fcn",
+    "unet": "lamina.zoo.unet",
 }
 
 
@@ -36,4 +40,4 @@ def get_recipe(name):
 
 
 __all__ = ["DigitsMLP", "MLP", "LeNet5", "Perceptron", "TwoHeadCNN", "VGGSmall", "ResNetSmall",
-           "PlainNet", "InceptionNet", "Recipe", "Setup", "RECIPES", "get_recipe"]
+           "PlainNet", "InceptionNet", "FCN", "UNet", "Recipe", "Setup", "RECIPES", "get_recipe"]
