@@ -326,6 +326,12 @@ def plot_history(history, path):
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend()
+    save_figure(fig, path)
+
+
+def save_figure(fig, path):
+    """Write a matplotlib Figure as a PNG atomically (temp file, then rename), making
+    the folder if needed."""
     fig.tight_layout()
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)

@@ -30,6 +30,7 @@ from lamina import nn
 from lamina.data import FASHION_CLASSES, DataLoader, TensorDataset
 from lamina.data.transforms import Compose, RandomCrop, RandomHorizontalFlip
 from lamina.nn import functional as F
+from lamina.train.callbacks import save_figure
 
 from .fashion_mlp import fashion_splits
 from .recipe import Recipe, Setup, write_json
@@ -194,12 +195,7 @@ def plot_heatmap(canvas, probs, boxes, path, stride=FCN.stride, window=FCN.windo
         axes[2].plot(c + window / 2 - 0.5, r + window / 2 - 0.5, "c+", ms=8)
     axes[2].set_title("probability of the placed items' classes (+ item centres)")
     fig.colorbar(im, ax=axes[2], fraction=0.046)
-    fig.tight_layout()
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.png")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------- recipe

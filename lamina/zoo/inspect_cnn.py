@@ -28,6 +28,7 @@ from lamina.data import load_fashion_mnist
 from lamina.data.mnist import FASHION_CLASSES
 from lamina.nn import functional as F
 from lamina.train import Trainer
+from lamina.train.callbacks import save_figure
 
 from .fashion_mlp import fashion_splits
 from .lenet import LeNet5
@@ -132,14 +133,6 @@ def _figure(w, h):
     return Figure(figsize=(w, h), dpi=100)
 
 
-def _save(fig, path):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.png")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
-
-
 def plot_filters(w, path):
     n = len(w)
     fig = _figure(1.3 * n, 1.6)
@@ -151,7 +144,7 @@ def plot_filters(w, path):
         ax.set_title(f"filter {i}", fontsize=8)
         ax.axis("off")
     fig.suptitle("first-layer filters (grey = 0)", fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_embedding(coords, y, ratios, path):
@@ -166,7 +159,7 @@ def plot_embedding(coords, y, ratios, path):
     ax.set_title("penultimate features (84 units), PCA of test images")
     ax.legend(fontsize=7, markerscale=2.5, loc="best")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_saliency(x, sal, y, pred, path):
@@ -182,7 +175,7 @@ def plot_saliency(x, sal, y, pred, path):
         ax.imshow(sal[i, 0], cmap="hot")
         ax.axis("off")
     fig.suptitle("saliency |d logit_y / d x| (bottom) of test images (top)", fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_fgsm_examples(x, sign, x_adv, y, pred, pred_adv, eps, lo, hi, path):
@@ -200,7 +193,7 @@ def plot_fgsm_examples(x, sign, x_adv, y, pred, pred_adv, eps, lo, hi, path):
             ax.axis("off")
     fig.suptitle(f"FGSM, eps = {eps} (pixel units of [0, 1]): clean prediction, "
                  f"perturbation, adversarial prediction (red = fooled)", fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_fgsm_curve(eps, acc, path):
@@ -213,7 +206,7 @@ def plot_fgsm_curve(eps, acc, path):
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 # ---------------------------------------------------------------- the recipe

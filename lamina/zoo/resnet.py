@@ -23,6 +23,7 @@ import numpy as np
 import lamina
 from lamina import nn
 from lamina.train import Callback
+from lamina.train.callbacks import save_figure
 
 from .recipe import Recipe, write_json
 from .vgg import fashion_cnn_setup
@@ -146,12 +147,7 @@ def plot_depth_experiment(curves, path, title):
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.png")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 class ResNetRecipe(Recipe):

@@ -28,6 +28,7 @@ from lamina.data import DataLoader, TensorDataset, load_fashion_mnist
 from lamina.data.transforms import Standardize
 from lamina.nn import functional as F
 from lamina.train.metrics import Metric
+from lamina.train.callbacks import save_figure
 
 from .recipe import Recipe, Setup, write_json
 
@@ -213,12 +214,7 @@ def plot_segmentation(x, mask, logits, path, n=6):
                 ax.set_ylabel(title, fontsize=8)
             if r == len(rows) - 1:
                 ax.set_xlabel(f"IoU {ious[i]:.3f}", fontsize=8)
-    fig.tight_layout()
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.png")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------- recipe
