@@ -13,7 +13,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 
 import numpy as np
 import torch
@@ -21,6 +20,9 @@ import torch
 import lamina
 import lamina.nn.functional as LF
 from lamina import nn as lnn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_step import _time_block  # noqa: E402
 
 VOCAB, EMB, HID, SEQ, BATCH, CLIP, LR = 65, 64, 256, 64, 32, 5.0, 0.1
 
@@ -107,13 +109,6 @@ def check_agreement(lam_step, tor_step, lnet, tnet, n=3):
         if abs(ll - tl) > 1e-4 * max(1.0, abs(tl)):
             raise SystemExit(f"losses differ: lamina {ll:.6f} vs torch {tl:.6f}")
     return ll, tl
-
-
-def _time_block(step, n):
-    t0 = time.perf_counter()
-    for _ in range(n):
-        step()
-    return (time.perf_counter() - t0) / n
 
 
 def main():

@@ -71,16 +71,16 @@ def case_xor():
     return lam_step, tor_step, 1000
 
 
-def case_mlp():
-    """MLP 784-1024-1024-10, ReLU, batch 128, cross-entropy, SGD momentum 0.9."""
+def _mlp_case(lam_opt, tor_opt):
+    """MLP 784-1024-1024-10, ReLU, batch 128, cross-entropy; ``lam_opt``/``tor_opt`` make
+    each framework's optimizer from its parameters."""
     lam_net, tor_net = _mlp_pair([784, 1024, 1024, 10], "relu")
     rng = np.random.default_rng(0)
     x = rng.standard_normal((128, 784)).astype(np.float32)
     y = rng.integers(0, 10, 128).astype(np.int64)
     lx, ly = lamina.from_numpy(x), lamina.from_numpy(y)
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-    lopt = lamina.optim.SGD(lam_net.parameters(), lr=0.01, momentum=0.9)
-    topt = torch.optim.SGD(tor_net.parameters(), lr=0.01, momentum=0.9)
+    lopt, topt = lam_opt(lam_net.parameters()), tor_opt(tor_net.parameters())
 
     def lam_step():
         lopt.zero_grad()
@@ -97,34 +97,18 @@ def case_mlp():
         return loss
 
     return lam_step, tor_step, 20
+
+
+def case_mlp():
+    """MLP 784-1024-1024-10, ReLU, batch 128, cross-entropy, SGD momentum 0.9."""
+    return _mlp_case(lambda ps: lamina.optim.SGD(ps, lr=0.01, momentum=0.9),
+                     lambda ps: torch.optim.SGD(ps, lr=0.01, momentum=0.9))
 
 
 def case_mlp_adam():
     """MLP 784-1024-1024-10, ReLU, batch 128, cross-entropy, Adam lr 1e-3 on both sides."""
-    lam_net, tor_net = _mlp_pair([784, 1024, 1024, 10], "relu")
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((128, 784)).astype(np.float32)
-    y = rng.integers(0, 10, 128).astype(np.int64)
-    lx, ly = lamina.from_numpy(x), lamina.from_numpy(y)
-    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-    lopt = lamina.optim.Adam(lam_net.parameters(), lr=1e-3)
-    topt = torch.optim.Adam(tor_net.parameters(), lr=1e-3)
-
-    def lam_step():
-        lopt.zero_grad()
-        loss = LF.cross_entropy(lam_net(lx), ly)
-        loss.backward()
-        lopt.step()
-        return loss
-
-    def tor_step():
-        topt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(tor_net(tx), ty)
-        loss.backward()
-        topt.step()
-        return loss
-
-    return lam_step, tor_step, 20
+    return _mlp_case(lambda ps: lamina.optim.Adam(ps, lr=1e-3),
+                     lambda ps: torch.optim.Adam(ps, lr=1e-3))
 
 
 def _sync_weights(lam_net, tor_net):

@@ -13,7 +13,7 @@ import argparse
 import os
 import platform
 import statistics
-import time
+import sys
 
 import numpy as np
 import torch
@@ -21,6 +21,9 @@ import torch
 import lamina
 import lamina.nn.functional as LF
 from lamina import nn as lnn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_step import _time_block  # noqa: E402
 
 N, L, D, HEADS, FF, LAYERS, VOCAB = 32, 64, 128, 4, 512, 2, 65
 
@@ -64,13 +67,6 @@ def build(dropout):
         return loss
 
     return lam_step, tor_step
-
-
-def _time_block(step, n):
-    t0 = time.perf_counter()
-    for _ in range(n):
-        step()
-    return (time.perf_counter() - t0) / n
 
 
 def main():
