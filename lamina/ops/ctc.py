@@ -132,16 +132,8 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     shape = tuple(lp.shape)
     if lp.dtype not in (B.float32, B.float64):
         raise TypeError(f"{name}: log_probs must be float32 or float64, got dtype {lp.dtype}")
-    if lp.ndim not in (2, 3):
-        raise ValueError(f"{name}: log_probs must be (T, N, C) or unbatched (T, C), got shape "
-                         f"{shape}")
-    batched = lp.ndim == 3
-    if not batched:
-        lp = lp[:, None, :]
+    lp, batched = _time_batch_classes(name, lp, blank)
     T, n, C = lp.shape
-    if not 0 <= blank < C:
-        raise ValueError(f"{name}: blank {blank} is out of range for {C} classes (log_probs "
-                         f"{shape})")
     il = _lengths(name, "input_lengths", input_lengths, n, T, "the input length T =", shape)
     tl = _lengths(name, "target_lengths", target_lengths, n, None, None, shape)
     lab = _padded_targets(name, targets, shape, batched, n, tl)
@@ -183,6 +175,22 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
             grad[steps & inf[None, :]] = B.xp.nan
         return (grad if batched else grad[:, 0],)
     return result(out, (log_probs,), backward)
+
+
+def _time_batch_classes(name, lp, blank):
+    """log_probs as (T, N, C) (unbatched (T, C) gets N = 1) and whether it was batched,
+    after checking its rank and that ``blank`` is one of its classes."""
+    shape = tuple(lp.shape)
+    if lp.ndim not in (2, 3):
+        raise ValueError(f"{name}: log_probs must be (T, N, C) or unbatched (T, C), got shape "
+                         f"{shape}")
+    batched = lp.ndim == 3
+    if not batched:
+        lp = lp[:, None, :]
+    if not 0 <= blank < lp.shape[2]:
+        raise ValueError(f"{name}: blank {blank} is out of range for {lp.shape[2]} classes "
+                         f"(log_probs {shape})")
+    return lp, batched
 
 
 def _check_feasible(name, lab, il, tl, shape):

@@ -1,7 +1,7 @@
 """CTC as functions: ``ctc_loss`` (torch.nn.functional's; a primitive in
 :mod:`lamina.ops.ctc`) and ``ctc_greedy_decode``, best-path decoding."""
 from ... import backend as B
-from ...ops.ctc import _lengths, ctc_loss
+from ...ops.ctc import _lengths, _time_batch_classes, ctc_loss
 from ...tensor import Tensor
 
 __all__ = ["ctc_loss", "ctc_greedy_decode"]
@@ -18,16 +18,8 @@ def ctc_greedy_decode(log_probs, input_lengths=None, blank=0):
     """
     name = "ctc_greedy_decode"
     lp = log_probs.data if isinstance(log_probs, Tensor) else B.xp.asarray(log_probs)
-    if lp.ndim not in (2, 3):
-        raise ValueError(f"{name}: log_probs must be (T, N, C) or unbatched (T, C), got shape "
-                         f"{tuple(lp.shape)}")
-    batched = lp.ndim == 3
-    if not batched:
-        lp = lp[:, None, :]
+    lp, batched = _time_batch_classes(name, lp, blank)
     T, n, C = lp.shape
-    if not 0 <= blank < C:
-        raise ValueError(f"{name}: blank {blank} is out of range for {C} classes (log_probs "
-                         f"{tuple(log_probs.shape)})")
     best = lp.argmax(-1).T  # (N, T)
     keep = best != blank
     keep[:, 1:] &= best[:, 1:] != best[:, :-1]

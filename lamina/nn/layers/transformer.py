@@ -84,6 +84,10 @@ class _Layer(Module):
             raise ValueError(f"{type(self).__name__}(d_model={self.d_model}), {which}: "
                              f"{e}") from None
 
+    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
+        x = self._attention("self_attn", x, x, attn_mask, key_padding_mask, is_causal)
+        return self.dropout1(x)
+
     def _ff_block(self, x, drop):
         return drop(self.linear2(self.dropout(self.activation(self.linear1(x)))))
 
@@ -112,10 +116,6 @@ class TransformerEncoderLayer(_Layer):
                                             batch_first=batch_first, dtype=dtype)
         self._common(d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps,
                      batch_first, norm_first, bias, dtype, 2)
-
-    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
-        x = self._attention("self_attn", x, x, attn_mask, key_padding_mask, is_causal)
-        return self.dropout1(x)
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
         self._check(src, "src")
@@ -150,10 +150,6 @@ class TransformerDecoderLayer(_Layer):
                                                  batch_first=batch_first, dtype=dtype)
         self._common(d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps,
                      batch_first, norm_first, bias, dtype, 3)
-
-    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
-        x = self._attention("self_attn", x, x, attn_mask, key_padding_mask, is_causal)
-        return self.dropout1(x)
 
     def _mha_block(self, x, mem, attn_mask, key_padding_mask, is_causal):
         x = self._attention("multihead_attn", x, mem, attn_mask, key_padding_mask, is_causal)
