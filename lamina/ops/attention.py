@@ -21,6 +21,7 @@ import math
 
 from .. import backend as B
 from .. import grad_mode
+from ..parallel import matmul as _mm
 from ..tensor import Tensor, plain, result
 from .elementwise import unbroadcast
 
@@ -72,7 +73,7 @@ def _forward(q, k, v, mask, scale, dropout_p):
     without dropout) and the dropout keep mask (or None)."""
     xp = B.xp
     # scaling q (L*E values) is cheaper than scaling the (L, S) scores
-    s = xp.matmul(q * q.dtype.type(scale), k.swapaxes(-1, -2))
+    s = _mm(q * q.dtype.type(scale), k.swapaxes(-1, -2))
     if mask is not None:
         if s.shape != xp.broadcast_shapes(s.shape, mask.shape):
             s = s + mask
@@ -94,7 +95,7 @@ def _forward(q, k, v, mask, scale, dropout_p):
     if dropout_p > 0.0:
         keep = _keep_mask(p.shape, dropout_p, p.dtype)
         pd = p * keep
-    return xp.matmul(pd, v), p, pd, keep
+    return _mm(pd, v), p, pd, keep
 
 
 def _backward(go, q, k, v, o, p, pd, keep, scale, need):
@@ -103,19 +104,19 @@ def _backward(go, q, k, v, o, p, pd, keep, scale, need):
     xp = B.xp
     dq = dk = dv = ds = None
     if need[2]:
-        dv = xp.matmul(pd.swapaxes(-1, -2), go)
+        dv = _mm(pd.swapaxes(-1, -2), go)
     if need[0] or need[1] or need[3]:
-        ds = xp.matmul(go, v.swapaxes(-1, -2))
+        ds = _mm(go, v.swapaxes(-1, -2))
         if keep is not None:
             ds *= keep
         ds -= (go * o).sum(axis=-1, keepdims=True)
         ds *= p
         sc = ds.dtype.type(scale)
         if need[0]:
-            dq = xp.matmul(ds, k)
+            dq = _mm(ds, k)
             dq *= sc
         if need[1]:
-            dk = xp.matmul(ds.swapaxes(-1, -2), q)
+            dk = _mm(ds.swapaxes(-1, -2), q)
             dk *= sc
     return dq, dk, dv, ds
 
@@ -126,8 +127,8 @@ def _weights_backward(gw, q, k, p, keep, scale, need):
     dp = gw if keep is None else gw * keep
     ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
     sc = ds.dtype.type(scale)
-    dq = xp.matmul(ds, k) * sc if need[0] else None
-    dk = xp.matmul(ds.swapaxes(-1, -2), q) * sc if need[1] else None
+    dq = _mm(ds, k) * sc if need[0] else None
+    dk = _mm(ds.swapaxes(-1, -2), q) * sc if need[1] else None
     return dq, dk, ds
 
 

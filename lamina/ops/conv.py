@@ -28,7 +28,7 @@ import math
 import threading
 
 from .. import backend as B
-from .. import grad_mode
+from .. import grad_mode, parallel
 from ..tensor import Tensor, plain, result
 
 # elements of one chunk's patch matrix (4 MiB in float32): measured fastest at 2^19..2^21
@@ -109,7 +109,7 @@ class _Geometry:
 
 def _engine(geo, w, x=None, g=None, want_y=False, want_dx=False, want_dw=False,
             y_bias=None, dx_bias=None):
-    """Run one pass over the batch in chunks.
+    """Run one pass over the batch in chunks, the batch split between threads.
 
     x: (N, C, *S) convolution input, needed for ``want_y`` (the convolution) and
     ``want_dw``; g: (N, Co, *O') gradient at the output (O' <= O, missing entries are zero),
@@ -136,92 +136,114 @@ def _engine(geo, w, x=None, g=None, want_y=False, want_dx=False, want_dw=False,
 
     y = xp.empty((N, Co) + O, dtype) if want_y else None
     dx = xp.empty((N, C) + S, dtype) if want_dx else None
-    dw = xp.zeros((G, Cog, Cg * Kp), dtype) if want_dw else None
     if g is not None:
         gcrop = all_ + tuple(slice(0, n) for n in g.shape[2:])
     if need_cols:
-        xbuf = _buffer("x", nb * C * P + tail, dtype)
-        xbuf.fill(0)  # borders and tail stay zero
-        cbuf = _buffer("cols", C * Kp * nb * Ogp, dtype)
         col_strides = (P * isz,) + patch_strides + (C * P * isz,) + grid_strides
     if want_y:
-        obuf = _buffer("out", Co * nb * Ogp, dtype)
         yb = None if y_bias is None else y_bias.reshape((1, Co) + (1,) * len(O))
-    if need_g:
-        gbuf = _buffer("g", Co * nb * Ogp, dtype)
-        gbuf.fill(0)  # entries off the output grid stay zero
-    if want_dw:
-        tmp = xp.empty_like(dw)
     if want_dx:
         dxb = None if dx_bias is None else dx_bias.reshape((1, C) + (1,) * len(S))
     if corr:
         front, Qg, Qgp = geo.front, geo.Qg, geo.Qgp
         row = nb * P + front
-        gpad = _buffer("gpad", Co * row, dtype)
-        gpad.fill(0)
-        gpad_rows = gpad.reshape(Co, row)
-        gcbuf = _buffer("gcols", Co * Kp * nb * Qgp, dtype)
         gcol_strides = (row * isz,) + patch_strides + (P * isz,) + \
             tuple(t * isz for t in geo.St)
-        gbase = gpad[geo.q0:]
         flip = (slice(None),) * 3 + (slice(None, None, -1),) * len(K)
         wr = w.reshape((G, Cog, Cg) + K)[flip].swapaxes(1, 2).reshape(G, Cg, Cog * Kp)
-        dgbuf = _buffer("dxg", C * nb * Qgp, dtype)
         qcrop = all_ + geo.qcrop
     elif want_dx:
-        dbuf = _buffer("dcols", C * Kp * nb * Ogp, dtype)
-        dxbuf = _buffer("dx", nb * C * P + tail, dtype)
         offsets = [sum(k * d * t for k, d, t in zip(ks, geo.dilation, geo.St))
                    for ks in itertools.product(*map(range, K))]
 
-    for n0 in range(0, N, nb):
-        m = min(nb, N - n0)
-        n1 = n0 + m
-        if need_cols:  # the patch matrix of the chunk
-            xbuf[:m * C * P].reshape((m, C) + Sp)[interior] = x[n0:n1]
-            cols = cbuf[:C * Kp * m * Ogp].reshape((C,) + K + (m,) + Og)
-            xp.copyto(cols, as_strided(xbuf, cols.shape, col_strides))
-            cols = cols.reshape(G, Cg * Kp, m * Ogp)
+    def images(lo, hi):
+        """Images [lo, hi) in chunks of nb with this thread's scratch buffers; returns
+        their share of the weight gradient (G, Cog, Cg*Kp), or None."""
+        dw = xp.zeros((G, Cog, Cg * Kp), dtype) if want_dw else None
+        if need_cols:
+            xbuf = _buffer("x", nb * C * P + tail, dtype)
+            xbuf.fill(0)  # borders and tail stay zero
+            cbuf = _buffer("cols", C * Kp * nb * Ogp, dtype)
         if want_y:
-            out = obuf[:Co * m * Ogp].reshape(G, Cog, m * Ogp)
-            xp.matmul(w3, cols, out=out)
-            src = out.reshape((Co, m) + Og)[crop].swapaxes(0, 1)
-            if yb is None:
-                xp.copyto(y[n0:n1], src)
-            else:
-                xp.add(src, yb, out=y[n0:n1])
+            obuf = _buffer("out", Co * nb * Ogp, dtype)
         if need_g:
-            gm = gbuf[:Co * m * Ogp]
-            gm.reshape((Co, m) + Og)[gcrop] = g[n0:n1].swapaxes(0, 1)
-            gm = gm.reshape(G, Cog, m * Ogp)
+            gbuf = _buffer("g", Co * nb * Ogp, dtype)
+            gbuf.fill(0)  # entries off the output grid stay zero
         if want_dw:
-            xp.matmul(gm, cols.swapaxes(1, 2), out=tmp)
-            dw += tmp
-        if not want_dx:
-            continue
+            tmp = xp.empty_like(dw)
         if corr:
-            gpad_rows[:, front:front + m * P].reshape((Co, m) + Sp)[gcrop] = \
-                g[n0:n1].swapaxes(0, 1)
-            gcols = gcbuf[:Co * Kp * m * Qgp].reshape((Co,) + K + (m,) + Qg)
-            xp.copyto(gcols, as_strided(gbase, gcols.shape, gcol_strides))
-            dxg = dgbuf[:C * m * Qgp].reshape(G, Cg, m * Qgp)
-            xp.matmul(wr, gcols.reshape(G, Cog * Kp, m * Qgp), out=dxg)
-            src = dxg.reshape((C, m) + Qg)[qcrop].swapaxes(0, 1)
-        else:  # col2im: add the patch-matrix gradient back, one kernel offset at a time
-            dcols = dbuf[:C * Kp * m * Ogp].reshape(G, Cg * Kp, m * Ogp)
-            xp.matmul(w3.swapaxes(1, 2), gm, out=dcols)
-            dcols = dcols.reshape((C, Kp, m) + Og)
-            region = dxbuf[:m * C * P + tail]
-            region.fill(0)
-            view_shape, view_strides = (C, m) + Og, (P * isz, C * P * isz) + grid_strides
-            for k, off in enumerate(offsets):
-                as_strided(region[off:], view_shape, view_strides)[...] += dcols[:, k]
-            src = region[:m * C * P].reshape((m, C) + Sp)[interior]
-        if dxb is None:
-            xp.copyto(dx[n0:n1], src)
-        else:
-            xp.add(src, dxb, out=dx[n0:n1])
-    return y, dx, (dw.reshape(w.shape) if want_dw else None)
+            gpad = _buffer("gpad", Co * row, dtype)
+            gpad.fill(0)
+            gpad_rows = gpad.reshape(Co, row)
+            gbase = gpad[geo.q0:]
+            gcbuf = _buffer("gcols", Co * Kp * nb * Qgp, dtype)
+            dgbuf = _buffer("dxg", C * nb * Qgp, dtype)
+        elif want_dx:
+            dbuf = _buffer("dcols", C * Kp * nb * Ogp, dtype)
+            dxbuf = _buffer("dx", nb * C * P + tail, dtype)
+
+        for n0 in range(lo, hi, nb):
+            m = min(nb, hi - n0)
+            n1 = n0 + m
+            if need_cols:  # the patch matrix of the chunk
+                xbuf[:m * C * P].reshape((m, C) + Sp)[interior] = x[n0:n1]
+                cols = cbuf[:C * Kp * m * Ogp].reshape((C,) + K + (m,) + Og)
+                xp.copyto(cols, as_strided(xbuf, cols.shape, col_strides))
+                cols = cols.reshape(G, Cg * Kp, m * Ogp)
+            if want_y:
+                out = obuf[:Co * m * Ogp].reshape(G, Cog, m * Ogp)
+                xp.matmul(w3, cols, out=out)
+                src = out.reshape((Co, m) + Og)[crop].swapaxes(0, 1)
+                if yb is None:
+                    xp.copyto(y[n0:n1], src)
+                else:
+                    xp.add(src, yb, out=y[n0:n1])
+            if need_g:
+                gm = gbuf[:Co * m * Ogp]
+                gm.reshape((Co, m) + Og)[gcrop] = g[n0:n1].swapaxes(0, 1)
+                gm = gm.reshape(G, Cog, m * Ogp)
+            if want_dw:
+                xp.matmul(gm, cols.swapaxes(1, 2), out=tmp)
+                dw += tmp
+            if not want_dx:
+                continue
+            if corr:
+                gpad_rows[:, front:front + m * P].reshape((Co, m) + Sp)[gcrop] = \
+                    g[n0:n1].swapaxes(0, 1)
+                gcols = gcbuf[:Co * Kp * m * Qgp].reshape((Co,) + K + (m,) + Qg)
+                xp.copyto(gcols, as_strided(gbase, gcols.shape, gcol_strides))
+                dxg = dgbuf[:C * m * Qgp].reshape(G, Cg, m * Qgp)
+                xp.matmul(wr, gcols.reshape(G, Cog * Kp, m * Qgp), out=dxg)
+                src = dxg.reshape((C, m) + Qg)[qcrop].swapaxes(0, 1)
+            else:  # col2im: add the patch-matrix gradient back, one kernel offset at a time
+                dcols = dbuf[:C * Kp * m * Ogp].reshape(G, Cg * Kp, m * Ogp)
+                xp.matmul(w3.swapaxes(1, 2), gm, out=dcols)
+                dcols = dcols.reshape((C, Kp, m) + Og)
+                region = dxbuf[:m * C * P + tail]
+                region.fill(0)
+                view_shape = (C, m) + Og
+                view_strides = (P * isz, C * P * isz) + grid_strides
+                for k, off in enumerate(offsets):
+                    as_strided(region[off:], view_shape, view_strides)[...] += dcols[:, k]
+                src = region[:m * C * P].reshape((m, C) + Sp)[interior]
+            if dxb is None:
+                xp.copyto(dx[n0:n1], src)
+            else:
+                xp.add(src, dxb, out=dx[n0:n1])
+        return dw
+
+    # whole chunks to each thread, as evenly as they go
+    chunks = -(-N // nb)
+    parts = parallel.parts_for(chunks)
+    cuts = [min(N, (chunks * i // parts) * nb) for i in range(parts + 1)]
+    dws = parallel.run(lambda i: images(cuts[i], cuts[i + 1]), parts)
+    dw = None
+    if want_dw:
+        dw = dws[0]
+        for d in dws[1:]:
+            dw += d
+        dw = dw.reshape(w.shape)
+    return y, dx, dw
 
 
 # ---------------------------------------------------------------- argument handling

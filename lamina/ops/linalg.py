@@ -3,6 +3,7 @@ import math
 
 from .. import backend as B
 from .. import grad_mode
+from ..parallel import matmul as _mm
 from ..autograd.engine import LazyGrad
 from ..tensor import Tensor, plain, result
 from .elementwise import unbroadcast
@@ -20,10 +21,10 @@ class _WeightGrad(LazyGrad):
         self.dtype = g.dtype if g.dtype == x.dtype else B.xp.result_type(g.dtype, x.dtype)
 
     def materialize(self):
-        return self.g.T @ self.x
+        return _mm(self.g.T, self.x)
 
     def write_into(self, out):
-        B.xp.matmul(self.g.T, self.x, out=out)
+        _mm(self.g.T, self.x, out=out)
 
 
 def _mm_error(op, a, b):
@@ -61,7 +62,7 @@ def _matmul(op, a, b):
     if bd.ndim == 2 and ad.ndim > 2 and ad.flags.c_contiguous:
         return _matmul_nd_2d(op, a, b)
     try:
-        out = ad @ bd
+        out = _mm(ad, bd)
     except ValueError:
         raise _mm_error(op, ad, bd) from None
     ga = a.requires_grad and grad_mode.enabled
@@ -70,7 +71,7 @@ def _matmul(op, a, b):
         return plain(out)
     if ad.ndim == 2 and bd.ndim == 2:
         return result(out, (a if ga else None, b if gb else None), lambda g: (
-            g @ bd.T if ga else None, ad.T @ g if gb else None))
+            _mm(g, bd.T) if ga else None, _mm(ad.T, g) if gb else None))
     if ad.ndim == 1 and bd.ndim == 1:  # dot product: g is 0-d
         return result(out, (a if ga else None, b if gb else None), lambda g: (
             g * bd if ga else None, g * ad if gb else None))
@@ -101,7 +102,7 @@ def _matmul_nd_2d(op, a, b):
     ad, bd = a.data, b.data
     a2 = ad.reshape(math.prod(ad.shape[:-1]), ad.shape[-1])
     try:
-        out = a2 @ bd
+        out = _mm(a2, bd)
     except ValueError:
         raise _mm_error(op, ad, bd) from None
     out = out.reshape(ad.shape[:-1] + out.shape[-1:])
@@ -113,7 +114,7 @@ def _matmul_nd_2d(op, a, b):
 
     def backward(g):
         g2 = g.reshape(a2.shape[0], n)
-        return ((g2 @ bd.T).reshape(a_shape) if ga else None, a2.T @ g2 if gb else None)
+        return (_mm(g2, bd.T).reshape(a_shape) if ga else None, _mm(a2.T, g2) if gb else None)
     return result(out, (a if ga else None, b if gb else None), backward)
 
 
@@ -150,7 +151,10 @@ def linear(x, weight, bias=None):
         raise ValueError(f"linear: input of shape {tuple(xd.shape)} does not match weight of "
                          f"shape {tuple(wd.shape)} (expected last input dimension "
                          f"{wd.shape[-1] if wd.ndim else '?'})")
-    out = xd @ wd.T
+    x2 = xd if xd.ndim == 2 else xd.reshape(-1, xd.shape[-1])
+    out = _mm(x2, wd.T)
+    if xd.ndim != 2:
+        out = out.reshape(xd.shape[:-1] + out.shape[-1:])
     if bias is not None:
         out += bias.data
     gx = x.requires_grad and grad_mode.enabled
@@ -159,7 +163,6 @@ def linear(x, weight, bias=None):
     if not (gx or gw or gb):
         return plain(out)
     lazy_w = gw and weight._fn is None
-    x2 = xd if xd.ndim == 2 else xd.reshape(-1, xd.shape[-1])
 
     def backward(g):
         g2 = g if g.ndim == 2 else g.reshape(-1, g.shape[-1])
@@ -168,8 +171,9 @@ def linear(x, weight, bias=None):
         elif lazy_w:
             dw = _WeightGrad(g2, x2)
         else:
-            dw = g2.T @ x2
-        return (g @ wd if gx else None, dw, g2.sum(0) if gb else None)
+            dw = _mm(g2.T, x2)
+        dx = _mm(g2, wd).reshape(xd.shape) if gx else None
+        return (dx, dw, g2.sum(0) if gb else None)
     return result(out, (x if gx else None, weight if gw else None, bias if gb else None),
                   backward)
 

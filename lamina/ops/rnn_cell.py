@@ -19,6 +19,7 @@ two view nodes for ``h'`` and ``c'``; their gradients meet lazily (:class:`_Stat
 """
 from .. import backend as B
 from .. import grad_mode
+from ..parallel import matmul as _mm
 from ..autograd.engine import LazyGrad
 from ..tensor import plain, result
 
@@ -83,7 +84,7 @@ class CellParamGrad(LazyGrad):
                 xp.sum(g, axis=0, out=out)
             return
         a = self.as_[0] if len(self.as_) == 1 else xp.concatenate(self.as_)
-        xp.matmul(g.T, a, out=out)
+        _mm(g.T, a, out=out)
 
     def materialize(self):
         out = B.xp.empty(self.shape, dtype=self.dtype)
@@ -194,9 +195,9 @@ def _sigmoid_(a):
 def _gates(x, h, w_ih, w_hh, b_ih, b_hh):
     """x W_ih^T + h W_hh^T + b_ih + b_hh as one fresh (B, G) array."""
     xp = B.xp
-    gates = xp.matmul(x, w_ih.T)
+    gates = _mm(x, w_ih.T)
     if h is not None:
-        gates += xp.matmul(h, w_hh.T)
+        gates += _mm(h, w_hh.T)
     if b_ih is not None:
         gates += b_ih + b_hh if b_hh is not None else b_ih
     elif b_hh is not None:
@@ -205,7 +206,7 @@ def _gates(x, h, w_ih, w_hh, b_ih, b_hh):
 
 
 def _input_grads(dgi, dgh, w_ih, w_hh, gx, gh):
-    return (dgi @ w_ih if gx else None, dgh @ w_hh if gh else None)
+    return (_mm(dgi, w_ih) if gx else None, _mm(dgh, w_hh) if gh else None)
 
 
 def _weights_need(w_ih, w_hh, b_ih, b_hh):
@@ -340,11 +341,11 @@ def gru_cell(x, h, weight_ih, weight_hh, bias_ih=None, bias_hh=None, name="gru_c
     xp = B.xp
     H = wh.shape[1]
     bi, bh = _data(bias_ih), _data(bias_hh)
-    gi = xp.matmul(xd, wi.T)
+    gi = _mm(xd, wi.T)
     if bi is not None:
         gi += bi
     if hd is not None:
-        ghh = xp.matmul(hd, wh.T)
+        ghh = _mm(hd, wh.T)
         if bh is not None:
             ghh += bh
     elif bh is not None:
@@ -398,10 +399,10 @@ def gru_cell(x, h, weight_ih, weight_hh, bias_ih=None, bias_hh=None, name="gru_c
             dr[...] = 0
         dgh = dgi.copy()
         dgh[:, 2 * H:] *= r
-        dx = dgi @ wi if gx else None
+        dx = _mm(dgi, wi) if gx else None
         dhp = None
         if gh:
-            dhp = dgh @ wh
+            dhp = _mm(dgh, wh)
             dhp += g * z
         ha = hd if hd is not None else xp.zeros((xd.shape[0], H), dtype=g.dtype)
         return (dx, dhp) + _param_grads((dgi, dgh), xd, ha, *pw)

@@ -18,6 +18,7 @@ import os
 import threading
 
 from .. import backend as B
+from .. import parallel
 from ..nn.utils.flat import flatten_parameters
 from ..tensor import _GRAD_SLOT, Parameter, Tensor
 
@@ -27,7 +28,6 @@ _CHUNK = 1 << 17
 # groups smaller than this are updated by the calling thread alone
 _PARALLEL_MIN = 1 << 18
 _threads = max(1, min(2, os.cpu_count() or 1))
-_pool = None
 _local = threading.local()
 
 
@@ -69,24 +69,14 @@ def foreach_chunk(kernel, n, dtype, nscratch=2):
     For ``n >= _PARALLEL_MIN`` the range is cut into one contiguous part per thread and
     the parts run concurrently, so the kernel must only write inside ``[lo, hi)``.
     """
-    global _pool
     parts = _threads if n >= _PARALLEL_MIN and B.name == "numpy" else 1
     if parts == 1:
         _run_chunks(kernel, 0, n, nscratch, dtype)
         return
-    if _pool is None or _pool._max_workers < parts - 1:
-        from concurrent.futures import ThreadPoolExecutor
-        _pool = ThreadPoolExecutor(parts - 1, thread_name_prefix="lamina-optim")
     per = -(-n // parts // _CHUNK) * _CHUNK  # chunk-aligned share of each part
     cuts = [min(i * per, n) for i in range(parts + 1)]
     cuts[-1] = n
-    futures = [_pool.submit(_run_chunks, kernel, cuts[i], cuts[i + 1], nscratch, dtype)
-               for i in range(parts - 1)]
-    try:
-        _run_chunks(kernel, cuts[-2], n, nscratch, dtype)
-    finally:
-        for f in futures:
-            f.result()
+    parallel.run(lambda i: _run_chunks(kernel, cuts[i], cuts[i + 1], nscratch, dtype), parts)
 
 
 class Optimizer:

@@ -1,0 +1,208 @@
+"""Intra-op threads for the NumPy backend (opt-in: ``LAMINA_NUM_THREADS=2`` or
+``lamina.parallel.set_num_threads(2)``; the default is 1).
+
+NumPy releases the GIL inside its copy and ufunc loops and around BLAS calls, so Python
+threads can run large array statements at the same time. With ``n > 1`` threads lamina
+cuts its heaviest work into ``n`` independent parts itself: a convolution's batch (patch
+copies and products, forward and backward), large matrix products (:func:`matmul`,
+along the batch, M or N) and the recurrent layers' time loops (batch rows), and runs
+OpenBLAS single-threaded, process-wide. Single-threaded OpenBLAS is the point: after a
+multi-threaded call OpenBLAS's worker threads keep spinning for a while, and lamina's
+threads running next to them lost more than they gained.
+
+Measured on the 2-core machine (benchmarks/RESULTS.md, 2026-12-02): the wide CNN step
+went from 500-580 to 400-440 ms; the char LSTM and the Transformer stayed about the same;
+a Python loop over LSTMCell steps, whose small per-step products no longer get
+OpenBLAS's two threads, went from ~88 to ~125-133 ms. Hence opt-in, not the default.
+"""
+import _thread
+import ctypes
+import glob
+import os
+import threading
+
+from . import backend as B
+
+
+def _find_openblas():
+    """``(set_num_threads, get_num_threads)`` of the OpenBLAS NumPy links, or None."""
+    import numpy
+    libs = os.path.join(os.path.dirname(numpy.__file__), os.pardir, "numpy.libs")
+    for path in glob.glob(os.path.join(libs, "*openblas*")):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for suffix in ("64_", "_64_", ""):
+            try:
+                set_ = getattr(lib, f"scipy_openblas_set_num_threads{suffix}")
+                get_ = getattr(lib, f"scipy_openblas_get_num_threads{suffix}")
+            except AttributeError:
+                continue
+            set_.argtypes, set_.restype = [ctypes.c_int], None
+            get_.argtypes, get_.restype = [], ctypes.c_int
+            return set_, get_
+    return None
+
+
+_blas = _find_openblas()
+# OpenBLAS's thread count when lamina was imported (given back by set_num_threads(1))
+_blas_default = _blas[1]() if _blas is not None else None
+_inside = threading.local()  # set while this thread runs a part (no nested pools)
+_threads = 1
+
+
+def set_num_threads(n):
+    """Use ``n`` threads for lamina's large products and convolutions.
+
+    With ``n > 1`` lamina cuts that work into parts itself and runs OpenBLAS
+    single-threaded (process-wide: NumPy products outside lamina then run on one core
+    too); ``n = 1`` gives OpenBLAS back the thread count it had when lamina was imported.
+    Without NumPy's bundled OpenBLAS (another BLAS, or CuPy) lamina cannot do this and
+    stays at 1, leaving threading to the BLAS.
+    """
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"set_num_threads: expected a positive number of threads, got {n}")
+    global _threads
+    _threads = n if _blas is not None else 1
+    if _blas is not None:
+        _blas[0](1 if _threads > 1 else _blas_default)
+
+
+def get_num_threads():
+    return _threads
+
+
+def parts_for(work_items):
+    """How many parts to cut ``work_items`` independent items into: 1 when running in
+    parallel would not pay (one item, one thread, a non-NumPy backend, or already inside
+    a part)."""
+    if _threads == 1 or B.name != "numpy" or getattr(_inside, "active", False):
+        return 1
+    return max(1, min(_threads, work_items))
+
+
+class _Worker:
+    """A daemon thread that runs one ``fn(i)`` at a time, handed over through two locks
+    (measured ~16 µs a round trip here, against ~120 µs for a ThreadPoolExecutor)."""
+
+    def __init__(self):
+        self._go = _thread.allocate_lock()
+        self._go.acquire()
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
+        self._task = self._out = None
+        threading.Thread(target=self._loop, daemon=True, name="lamina-worker").start()
+
+    def _loop(self):
+        _inside.active = True
+        while True:
+            self._go.acquire()
+            fn, i = self._task
+            try:
+                self._out = (fn(i), None)
+            except BaseException as e:  # handed to the caller
+                self._out = (None, e)
+            self._task = None
+            self._done.release()
+
+    def submit(self, fn, i):
+        self._task = (fn, i)
+        self._go.release()
+
+    def result(self):
+        self._done.acquire()
+        out, self._out = self._out, None
+        return out
+
+
+_workers = []
+_busy = threading.Lock()  # one parallel region at a time; other callers run serially
+
+
+def run(fn, parts):
+    """``[fn(0), ..., fn(parts - 1)]``, the calls running concurrently (the last on the
+    calling thread). ``fn`` must only write memory no other part writes. An exception
+    in any part is raised after all parts have finished."""
+    if parts <= 1 or not _busy.acquire(blocking=False):
+        return [fn(i) for i in range(parts)]
+    try:
+        while len(_workers) < parts - 1:
+            _workers.append(_Worker())
+        for i in range(parts - 1):
+            _workers[i].submit(fn, i)
+        error = last = None
+        _inside.active = True
+        try:
+            last = fn(parts - 1)
+        except BaseException as e:  # wait for the others before raising
+            error = e
+        finally:
+            _inside.active = False
+        results = []
+        for i in range(parts - 1):
+            out, e = _workers[i].result()
+            error = error or e
+            results.append(out)
+        if error is not None:
+            raise error
+        return results + [last]
+    finally:
+        _busy.release()
+
+
+# below this many multiply-adds a product runs in one piece (thread hand-off ~30 µs)
+_MATMUL_MIN = 1 << 21
+
+
+def matmul(a, b, out=None):
+    """``numpy.matmul(a, b, out=out)`` for a: (..., M, K), b: (..., K, N), cut into
+    one piece per thread along the batch, M or N (whichever is largest) when the product
+    is large enough to pay for the hand-off."""
+    xp = B.xp
+    if a.ndim < 2 or b.ndim < 2:
+        return xp.matmul(a, b, out=out)
+    M, K, N = a.shape[-2], a.shape[-1], b.shape[-1]
+    batch = a.shape[:-2] if a.ndim >= b.ndim else b.shape[:-2]
+    nb = 1
+    for d in batch:
+        nb *= d
+    work = nb * M * K * N
+    parts = parts_for(max(1, work // _MATMUL_MIN))
+    if parts == 1:
+        return xp.matmul(a, b, out=out)
+    if out is None:
+        shape = xp.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (M, N)
+        out = xp.empty(shape, xp.result_type(a.dtype, b.dtype))
+    if a.ndim == 3 and b.ndim == 3 and a.shape[0] == b.shape[0] and a.shape[0] >= parts \
+            and a.shape[0] >= max(M, N) // 64:
+        n = a.shape[0]  # a batch of products: whole products to each thread
+        cut = [n * i // parts for i in range(parts + 1)]
+        piece = lambda i: xp.matmul(a[cut[i]:cut[i + 1]], b[cut[i]:cut[i + 1]],
+                                    out=out[cut[i]:cut[i + 1]])
+    elif M >= N:
+        cut = [M * i // parts for i in range(parts + 1)]
+        piece = lambda i: xp.matmul(a[..., cut[i]:cut[i + 1], :], b,
+                                    out=out[..., cut[i]:cut[i + 1], :])
+    else:
+        cut = [N * i // parts for i in range(parts + 1)]
+        piece = lambda i: xp.matmul(a, b[..., cut[i]:cut[i + 1]],
+                                    out=out[..., cut[i]:cut[i + 1]])
+    run(piece, parts)
+    return out
+
+
+def _default_threads():
+    """``$LAMINA_NUM_THREADS`` if set, else 1 (threading left to the BLAS)."""
+    env = os.environ.get("LAMINA_NUM_THREADS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise ValueError(f"LAMINA_NUM_THREADS must be a positive integer, got {env!r}") \
+                from None
+    return 1
+
+
+set_num_threads(_default_threads())

@@ -1,0 +1,134 @@
+"""lamina.parallel: the opt-in intra-op threads give the same results as one thread."""
+import numpy as np
+import pytest
+
+import lamina
+import lamina.nn.functional as F
+from lamina import nn, parallel
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    if parallel._blas is None:
+        pytest.skip("NumPy is not linked to its bundled OpenBLAS here")
+    monkeypatch.setattr(parallel, "_MATMUL_MIN", 1 << 10)  # split small test products too
+    parallel.set_num_threads(2)
+    yield
+    parallel.set_num_threads(1)
+
+
+def test_set_num_threads_validates_and_controls_openblas():
+    with pytest.raises(ValueError, match="positive"):
+        parallel.set_num_threads(0)
+    if parallel._blas is None:
+        pytest.skip("NumPy is not linked to its bundled OpenBLAS here")
+    before = parallel._blas[1]()
+    parallel.set_num_threads(2)
+    try:
+        assert parallel.get_num_threads() == 2
+        assert parallel._blas[1]() == 1  # lamina splits, OpenBLAS runs single-threaded
+    finally:
+        parallel.set_num_threads(1)
+    assert parallel._blas[1]() == parallel._blas_default == before
+
+
+def test_run_returns_in_order_and_raises_after_all_parts():
+    assert parallel.run(lambda i: i * 10, 3) == [0, 10, 20]
+    finished = []
+
+    def part(i):
+        if i == 0:
+            raise KeyError("part 0")
+        finished.append(i)
+        return i
+    with pytest.raises(KeyError, match="part 0"):
+        parallel.run(part, 2)
+    assert finished == [1]
+    assert parallel.run(lambda i: i + 1, 2) == [1, 2]  # the worker survived the error
+
+
+def test_nested_parts_run_serially(two_threads):
+    inner = parallel.run(lambda i: parallel.parts_for(8), 2)
+    assert inner == [1, 1]
+    assert parallel.parts_for(8) == 2
+
+
+@pytest.mark.parametrize("sa, sb", [((37, 23), (23, 41)), ((5, 700), (700, 3)),
+                                    ((6, 9, 20), (6, 20, 11)), ((3, 30, 8), (8, 50)),
+                                    ((2, 40, 7), (1, 7, 9))])
+def test_matmul_pieces_equal_numpy(two_threads, sa, sb):
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(sa), rng.standard_normal(sb)
+    np.testing.assert_allclose(parallel.matmul(a, b), a @ b, rtol=1e-12, atol=1e-12)
+    at = np.asfortranarray(a) if a.ndim == 2 else a
+    out = np.full(np.broadcast_shapes(sa[:-2], sb[:-2]) + (sa[-2], sb[-1]), np.nan)
+    parallel.matmul(at, b, out=out)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-12, atol=1e-12)
+
+
+def _conv_grads(x, w, b, **kw):
+    lx, lw, lb = (lamina.tensor(v, requires_grad=True) for v in (x, w, b))
+    y = F.conv2d(lx, lw, lb, **kw)
+    (y * y).sum().backward()
+    return [y.numpy(), lx.grad.numpy(), lw.grad.numpy(), lb.grad.numpy()]
+
+
+@pytest.mark.parametrize("cin, kw", [(3, dict(padding=1)), (20, dict(padding=1)),
+                                     (4, dict(stride=2, padding=2, dilation=2)),
+                                     (6, dict(groups=2, padding=1))])
+def test_conv_with_two_threads_matches_one(cin, kw):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((9, cin, 11, 10))
+    w = rng.standard_normal((8, cin // kw.get("groups", 1), 3, 3))
+    b = rng.standard_normal(8)
+    from lamina.ops import conv as C
+    one = _conv_grads(x, w, b, **kw)
+    chunk = C._CHUNK
+    try:
+        C._CHUNK = 2000  # several chunks, so both threads get images
+        parallel.set_num_threads(2)
+        two = _conv_grads(x, w, b, **kw)
+    finally:
+        C._CHUNK = chunk
+        parallel.set_num_threads(1)
+    for u, v in zip(one, two):
+        np.testing.assert_allclose(v, u, rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+def test_recurrent_with_two_threads_matches_one(mode):
+    rng = np.random.default_rng(2)
+    lamina.manual_seed(0)
+    layer = getattr(nn, mode)(5, 7, bidirectional=True).double()
+    x = rng.standard_normal((6, 20, 5))
+    lengths = np.sort(rng.integers(1, 7, 20))[::-1].copy()
+
+    def grads():
+        layer.zero_grad()
+        lx = lamina.tensor(x, requires_grad=True)
+        out = layer(lx, lengths=lengths)[0]
+        (out * out).sum().backward()
+        return [out.numpy(), lx.grad.numpy()] + [p.grad.numpy().copy()
+                                                  for p in layer.parameters()]
+    one = grads()
+    parallel.set_num_threads(2)
+    try:
+        two = grads()
+    finally:
+        parallel.set_num_threads(1)
+    for u, v in zip(one, two):
+        np.testing.assert_allclose(v, u, rtol=1e-11, atol=1e-11)
+
+
+def test_linear_with_two_threads_matches_one(two_threads):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 33, 17))
+    lin = nn.Linear(17, 29).double()
+    lx = lamina.tensor(x, requires_grad=True)
+    out = lin(lx)
+    out.sum().backward()
+    w, b = lin.weight.numpy(), lin.bias.numpy()
+    np.testing.assert_allclose(out.numpy(), x @ w.T + b, rtol=1e-12)
+    np.testing.assert_allclose(lx.grad.numpy(), np.ones((4, 33, 29)) @ w, rtol=1e-12)
+    np.testing.assert_allclose(lin.weight.grad.numpy(),
+                               np.ones((4 * 33, 29)).T @ x.reshape(-1, 17), rtol=1e-12)
