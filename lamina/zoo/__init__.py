@@ -2,15 +2,18 @@
 notes' experiments (``lamina train NAME``; ``lamina recipes`` lists them)."""
 import importlib
 
+from .anbn import NextSymbolRNN, StackRNN
 from .digits_mlp import DigitsMLP
 from .fcn import FCN
 from .fashion_mlp import MLP
 from .inception import InceptionNet
 from .lenet import LeNet5
+from .memnet import MemN2N
 from .multitask import TwoHeadCNN
 from .perceptron import Perceptron
 from .recipe import Recipe, Setup
 from .resnet import PlainNet, ResNetSmall
+from .seqclass import SeqClassifier
 from .unet import UNet
 from .vgg import VGGSmall
 
@@ -29,6 +32,9 @@ RECIPES = {
     "inception": "lamina.zoo.inception",
     "fcn": "lamina.zoo.fcn",
     "unet": "lamina.zoo.unet",
+    "seqclass": "lamina.zoo.seqclass",
+    "anbn": "lamina.zoo.anbn",
+    "memnet": "lamina.zoo.memnet",
 }
 
 
@@ -40,4 +46,5 @@ def get_recipe(name):
 
 
 __all__ = ["DigitsMLP", "MLP", "LeNet5", "Perceptron", "TwoHeadCNN", "VGGSmall", "ResNetSmall",
-           "PlainNet", "InceptionNet", "FCN", "UNet", "Recipe", "Setup", "RECIPES", "get_recipe"]
+           "PlainNet", "InceptionNet", "FCN", "UNet", "SeqClassifier", "NextSymbolRNN", "StackRNN",
+           "MemN2N", "Recipe", "Setup", "RECIPES", "get_recipe"]
