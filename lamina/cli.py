@@ -3,6 +3,7 @@
     lamina train RECIPE [--epochs N --lr X --batch-size B --seed S --out DIR
                          --resume CKPT --set key=value ... --quick --quiet]
     lamina eval CKPT [--split test|val]
+    lamina generate CKPT [--prime TEXT --temperature T --length N --seed S]
     lamina recipes
     lamina sweep RECIPE --trials N [--epochs N --patience P --seed S --out DIR --quick]
     lamina bench [CASE ...]
@@ -144,6 +145,46 @@ def cmd_eval(a):
     return res
 
 
+def cmd_generate(a):
+    """Sample text from a character language model checkpoint (char-rnn,
+    char-transformer); the checkpoint is read with lamina.load, which runs no code."""
+    from .io import CheckpointError, load
+    if not os.path.isfile(a.checkpoint):
+        raise UsageError(f"no such checkpoint file: {a.checkpoint}")
+    if a.length < 0:
+        raise UsageError(f"--length must be >= 0, got {a.length}")
+    if not a.temperature >= 0:
+        raise UsageError(f"--temperature must be >= 0, got {a.temperature}")
+    if not a.prime:
+        raise UsageError("--prime must be a non-empty string")
+    try:
+        ck = load(a.checkpoint)
+    except CheckpointError as e:
+        raise UsageError(str(e)) from None
+    cfg = dict(ck.get("config") or {}) if isinstance(ck, dict) else {}
+    name = cfg.pop("recipe", None)
+    if name is None or "model" not in ck:
+        raise UsageError(f"{a.checkpoint}: not a recipe checkpoint (no recipe name or model "
+                         f"in it)")
+    recipe = _recipe(name)
+    if not hasattr(recipe, "text_model"):
+        raise UsageError(f"{a.checkpoint}: recipe {name!r} is not a text model; lamina "
+                         f"generate needs a char-rnn or char-transformer checkpoint")
+    try:
+        model, vocab = recipe.text_model(recipe.config(cfg))
+        model.load_state_dict(ck["model"])
+    except (KeyError, ValueError, RuntimeError, TypeError) as e:
+        raise UsageError(f"{a.checkpoint}: does not fit recipe {name!r}: {e}") from None
+    missing = sorted(set(a.prime) - set(vocab.stoi))
+    if missing:
+        raise UsageError(f"--prime has characters the model does not know: {missing}")
+    ids = model.generate(vocab.encode(a.prime), a.length, a.temperature,
+                         np.random.default_rng(a.seed))
+    text = a.prime + vocab.decode(ids)
+    print(text)
+    return text
+
+
 def cmd_recipes(a):
     from .zoo import RECIPES, get_recipe
     for name in RECIPES:
@@ -225,6 +266,17 @@ def build_parser():
     e.add_argument("checkpoint", help="a .safetensors checkpoint (best or last)")
     e.add_argument("--split", choices=("test", "val"), default="test")
     e.set_defaults(fn=cmd_eval)
+    g = sub.add_parser("generate", help="sample text from a char-rnn/char-transformer "
+                       "checkpoint", description=cmd_generate.__doc__)
+    g.add_argument("checkpoint", help="a .safetensors checkpoint written by lamina train")
+    g.add_argument("--prime", default="ROMEO:", help="text the model reads first "
+                   "(default ROMEO:)")
+    g.add_argument("--temperature", type=float, default=0.8,
+                   help="sampling temperature; 0 is greedy (default 0.8)")
+    g.add_argument("--length", type=int, default=500, help="characters to generate "
+                   "(default 500)")
+    g.add_argument("--seed", type=int, help="random seed for reproducible samples")
+    g.set_defaults(fn=cmd_generate)
     r = sub.add_parser("recipes", help="list the recipes", description="List the recipes.")
     r.set_defaults(fn=cmd_recipes)
     ls = sub.add_parser("list", help="same as recipes", description="List the recipes.")

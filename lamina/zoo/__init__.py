@@ -3,19 +3,26 @@ notes' experiments (``lamina train NAME``; ``lamina recipes`` lists them)."""
 import importlib
 
 from .anbn import NextSymbolRNN, StackRNN
+from .char_rnn import CharRNN
+from .char_transformer import CharTransformer
+from .ctc_digits import CTCReader
 from .digits_mlp import DigitsMLP
 from .fcn import FCN
 from .fashion_mlp import MLP
 from .inception import InceptionNet
+from .learn_to_execute import ProgramExecutor
 from .lenet import LeNet5
 from .memnet import MemN2N
 from .multitask import TwoHeadCNN
 from .perceptron import Perceptron
 from .recipe import Recipe, Setup
 from .resnet import PlainNet, ResNetSmall
+from .seq2seq_attention import AttentionSeq2Seq
 from .seqclass import SeqClassifier
+from .transformer_seq2seq import TransformerSeq2Seq
 from .unet import UNet
 from .vgg import VGGSmall
+from .word2vec import SkipGram
 
 RECIPES = {
     "perceptron": "lamina.zoo.perceptron",
@@ -35,6 +42,13 @@ RECIPES = {
     "seqclass": "lamina.zoo.seqclass",
     "anbn": "lamina.zoo.anbn",
     "memnet": "lamina.zoo.memnet",
+    "seq2seq-attention": "lamina.zoo.seq2seq_attention",
+    "transformer-seq2seq": "lamina.zoo.transformer_seq2seq",
+    "char-rnn": "lamina.zoo.char_rnn",
+    "char-transformer": "lamina.zoo.char_transformer",
+    "word2vec": "lamina.zoo.word2vec",
+    "learn-to-execute": "lamina.zoo.learn_to_execute",
+    "ctc": "lamina.zoo.ctc_digits",
 }
 
 
@@ -47,4 +61,5 @@ def get_recipe(name):
 
 __all__ = ["DigitsMLP", "MLP", "LeNet5", "Perceptron", "TwoHeadCNN", "VGGSmall", "ResNetSmall",
            "PlainNet", "InceptionNet", "FCN", "UNet", "SeqClassifier", "NextSymbolRNN", "StackRNN",
-           "MemN2N", "Recipe", "Setup", "RECIPES", "get_recipe"]
+           "MemN2N", "AttentionSeq2Seq", "TransformerSeq2Seq", "CharRNN", "CharTransformer",
+           "SkipGram", "ProgramExecutor", "CTCReader", "Recipe", "Setup", "RECIPES", "get_recipe"]
