@@ -119,7 +119,7 @@ def test_stack_rnn_push_and_pop_move_the_stack():
         _, s, a = net.step(ux, h, s)
         assert np.allclose(s.numpy(), [[[1, -1, -1]]], atol=1e-5)
         assert np.allclose(a.numpy()[0, 0], [0, 1, 0], atol=1e-5)
-    with pytest.raises(ValueError, match=r"StackRNN: symbol ids must lie in \[0, 5\)"):
+    with pytest.raises(ValueError, match=r"StackRNN: x token ids must lie in \[0, 5\)"):
         net(np.array([[0, 7]]))
     with pytest.raises(ValueError, match="StackRNN: x must be"):
         net(np.zeros(4, np.int64))

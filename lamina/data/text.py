@@ -7,6 +7,7 @@ from collections import Counter
 
 import numpy as np
 
+from ..tensor import Tensor
 from .dataset import Dataset
 
 _SHAKESPEARE = os.path.join(os.path.dirname(__file__), "shakespeare.txt.gz")
@@ -16,6 +17,19 @@ def load_shakespeare():
     """Eight Shakespeare plays as one string (1,036,496 characters, 76 distinct)."""
     with gzip.open(_SHAKESPEARE, "rb") as f:
         return f.read().decode("ascii")
+
+
+def check_token_ids(name, x, what, vocab):
+    """The int64 array of a (B, L) batch of token ids (Tensor or array); a ValueError
+    naming ``name`` (the model) and ``what`` (the argument) otherwise."""
+    a = x.data if isinstance(x, Tensor) else np.asarray(x)
+    if a.ndim != 2 or a.dtype.kind not in "iu" or a.shape[1] == 0:
+        raise ValueError(f"{name}: {what} must be (B, L) integer token ids with L >= 1, got "
+                         f"shape {tuple(a.shape)} dtype {a.dtype}")
+    if a.size and (a.min() < 0 or a.max() >= vocab):
+        raise ValueError(f"{name}: {what} token ids must lie in [0, {vocab}), got min "
+                         f"{int(a.min())} max {int(a.max())} (shape {tuple(a.shape)})")
+    return a.astype(np.int64, copy=False)
 
 
 class Vocab:

@@ -101,7 +101,6 @@ def _forward(q, k, v, mask, scale, dropout_p):
 def _backward(go, q, k, v, o, p, pd, keep, scale, need):
     """Gradients (dq, dk, dv, dS) from dO; ``need`` = (q, k, v, mask) flags. dS is the
     gradient of the scores before scaling (the additive mask's gradient)."""
-    xp = B.xp
     dq = dk = dv = ds = None
     if need[2]:
         dv = _mm(pd.swapaxes(-1, -2), go)
@@ -123,7 +122,6 @@ def _backward(go, q, k, v, o, p, pd, keep, scale, need):
 
 def _weights_backward(gw, q, k, p, keep, scale, need):
     """Gradients (dq, dk, dS) from the gradient of the returned weights P_d."""
-    xp = B.xp
     dp = gw if keep is None else gw * keep
     ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
     sc = ds.dtype.type(scale)

@@ -194,7 +194,6 @@ def _sigmoid_(a):
 
 def _gates(x, h, w_ih, w_hh, b_ih, b_hh):
     """x W_ih^T + h W_hh^T + b_ih + b_hh as one fresh (B, G) array."""
-    xp = B.xp
     gates = _mm(x, w_ih.T)
     if h is not None:
         gates += _mm(h, w_hh.T)

@@ -28,6 +28,7 @@ import numpy as np
 
 import lamina
 from lamina import nn
+from lamina.data.text import check_token_ids
 from lamina.nn import functional as F
 from lamina.tensor import Tensor
 
@@ -84,17 +85,6 @@ def training_set(lang, n_seq, max_n, seed=0):
     ns, ms = rng.integers(1, max_n + 1, n_seq), rng.integers(1, max_n + 1, n_seq)
     x, y, _ = language_batch(lang, ns, ms)
     return x, y
-
-
-def _check_tokens(name, x, vocab):
-    a = x.data if isinstance(x, Tensor) else np.asarray(x)
-    if a.ndim != 2 or a.dtype.kind not in "iu" or a.shape[1] == 0:
-        raise ValueError(f"{name}: x must be (N, T) integer symbol ids, got shape "
-                         f"{tuple(a.shape)} dtype {a.dtype}")
-    if a.size and (a.min() < 0 or a.max() >= vocab):
-        raise ValueError(f"{name}: symbol ids must lie in [0, {vocab}), got [{a.min()}, "
-                         f"{a.max()}] in x of shape {tuple(a.shape)}")
-    return a
 
 
 class StackRNN(nn.Module):
@@ -155,7 +145,7 @@ class StackRNN(nn.Module):
         return h, s, a
 
     def forward(self, x):
-        a = _check_tokens("StackRNN", x, self.vocab_size)
+        a = check_token_ids("StackRNN", x, "x", self.vocab_size)
         N, T = a.shape
         ux = self.inp(lamina.from_numpy(a))                    # (N, T, hidden)
         h, s = self.init_state(N, T)
@@ -183,7 +173,7 @@ class NextSymbolRNN(nn.Module):
         self.out = nn.Linear(hidden, vocab_size)
 
     def forward(self, x):
-        a = _check_tokens("NextSymbolRNN", x, self.vocab_size)
+        a = check_token_ids("NextSymbolRNN", x, "x", self.vocab_size)
         out, _ = self.rnn(self.embed(lamina.from_numpy(a)))
         return self.out(out)
 

@@ -19,7 +19,6 @@ so the target is the printed integer, e.g.::
 
 The tests check the tracked value against Python's own execution of the program.
 """
-import numpy as np
 
 OPERATIONS = ("add", "sub", "assign", "if", "for")
 VARIABLES = "abcdefghijklmnopqrstuvwyz"       # 'x' is the loop variable

@@ -21,26 +21,14 @@ import numpy as np
 
 import lamina
 from lamina import nn
+from lamina.data.text import check_token_ids
 from lamina.nn import decoding
 from lamina.ops.attention import masked_softmax
-from lamina.tensor import Tensor
 
 from . import seq2seq_tasks as tasks
 from .recipe import Recipe, Setup, write_json
 
 CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
-
-
-def check_tokens(name, x, what, vocab):
-    """The int64 array of a (B, L) token Tensor/array; a clear error otherwise."""
-    a = x.data if isinstance(x, Tensor) else np.asarray(x)
-    if a.ndim != 2 or a.dtype.kind not in "iu" or a.shape[1] == 0:
-        raise ValueError(f"{name}: {what} must be (B, L) integer token ids with L >= 1, got "
-                         f"shape {tuple(a.shape)} dtype {a.dtype}")
-    if a.size and (a.min() < 0 or a.max() >= vocab):
-        raise ValueError(f"{name}: {what} token ids must lie in [0, {vocab}), got min "
-                         f"{int(a.min())} max {int(a.max())} (shape {tuple(a.shape)})")
-    return a.astype(np.int64, copy=False)
 
 
 def _as_tensor(a):
@@ -94,7 +82,7 @@ class AttentionSeq2Seq(nn.Module):
         """src (B, S) -> dict: memory (B, S, 2H), mask (B, S) bool (True = padding),
         keys (B, S, A) (the attention's key projection, computed once), summary (B, 2H)
         (final encoder states) and the initial decoder state (B, H) or (h, c)."""
-        s = check_tokens(self._name(), src, "src", self.vocab_size)
+        s = check_token_ids(self._name(), src, "src", self.vocab_size)
         lens = (s != self.pad).sum(1)
         if (lens == 0).any():
             raise ValueError(f"{self._name()}: every source needs at least one non-pad "
@@ -153,7 +141,7 @@ class AttentionSeq2Seq(nn.Module):
         return self.out(lamina.cat([out, ctx], -1)), state, w
 
     def _check_pair(self, src, tgt_in):
-        t = check_tokens(self._name(), tgt_in, "tgt_in", self.vocab_size)
+        t = check_token_ids(self._name(), tgt_in, "tgt_in", self.vocab_size)
         n = src.shape[0]
         if t.shape[0] != n:
             raise ValueError(f"{self._name()}: src and tgt_in must have the same batch size, "

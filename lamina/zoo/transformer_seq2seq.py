@@ -20,7 +20,8 @@ from lamina.nn import decoding
 
 from . import seq2seq_tasks as tasks
 from .recipe import write_json
-from .seq2seq_attention import Seq2SeqRecipe, _as_tensor, check_tokens
+from ..data.text import check_token_ids
+from .seq2seq_attention import Seq2SeqRecipe, _as_tensor
 
 
 class TransformerSeq2Seq(nn.Module):
@@ -61,7 +62,7 @@ class TransformerSeq2Seq(nn.Module):
         return f"TransformerSeq2Seq(vocab_size={self.vocab_size}, d_model={self.d_model})"
 
     def _tokens(self, x, what):
-        a = check_tokens(self._name(), x, what, self.vocab_size)
+        a = check_token_ids(self._name(), x, what, self.vocab_size)
         if a.shape[1] > self.max_len:
             raise ValueError(f"{self._name()}: {what} of shape {tuple(a.shape)} is longer "
                              f"than max_len={self.max_len}")
