@@ -216,7 +216,8 @@ class InspectRecipe(Recipe):
                "FGSM accuracy vs eps")
     defaults = dict(epochs=8, lr=0.05, weight_decay=5e-4, batch_size=128, seed=0, subset=0,
                     checkpoint="", schedule="constant", n_embed=2000, n_attack=0,
-                    attack_batch=500, epsilons=[0.0, 0.01, 0.02, 0.05, 0.1, 0.2], example_eps=0.1, n_examples=8)
+                    attack_batch=500, epsilons=[0.0, 0.01, 0.02, 0.05, 0.1, 0.2],
+                    example_eps=0.1, n_examples=8)
     quick = dict(epochs=3, subset=4000, batch_size=64, n_embed=500)
     search_space = {"lr": ("loguniform", 1e-2, 2e-1)}
     target = ("accuracy_eps_0", 0.88)
