@@ -113,22 +113,28 @@ def test_precomputed_key_attention_equals_additive_attention_module(att_model):
     np.testing.assert_allclose(ctx.numpy(), ctx2.numpy(), atol=1e-6)
 
 
-@pytest.mark.parametrize("attention", [True, False])
-def test_attention_seq2seq_padding_does_not_change_logits_or_decoding(attention):
-    lamina.manual_seed(1)
-    m = AttentionSeq2Seq(V, 16, 24, 20, attention=attention)
-    m.eval()
-    sents = _sentences(1)
+def _assert_padding_invariant(m, sents, max_len):
+    """Extra source padding changes neither the teacher-forced logits nor the greedy and
+    beam outputs (each sentence decoded alone vs inside a padded batch)."""
     tin = _t(T.decoder_input(_pad([s[::-1] + [T.EOS] for s in sents], 12)))
     with lamina.no_grad():
         a = m(_t(_pad(sents, 11)), tin).numpy()
         b = m(_t(_pad(sents, 25)), tin).numpy()
     np.testing.assert_allclose(a, b, atol=1e-5)
     for method in ("greedy", "beam"):
-        alone = [m.decode(_t([s]), method, beam_size=3, max_len=14).numpy()[0] for s in sents]
-        batch = m.decode(_t(_pad(sents, 20)), method, beam_size=3, max_len=14).numpy()
+        alone = [m.decode(_t([s]), method, beam_size=3, max_len=max_len).numpy()[0]
+                 for s in sents]
+        batch = m.decode(_t(_pad(sents, 20)), method, beam_size=3, max_len=max_len).numpy()
         for x, y in zip(alone, batch):
             np.testing.assert_array_equal(x, y[:len(x)])
+
+
+@pytest.mark.parametrize("attention", [True, False])
+def test_attention_seq2seq_padding_does_not_change_logits_or_decoding(attention):
+    lamina.manual_seed(1)
+    m = AttentionSeq2Seq(V, 16, 24, 20, attention=attention)
+    m.eval()
+    _assert_padding_invariant(m, _sentences(1), 14)
 
 
 def test_attention_seq2seq_teacher_forcing_matches_stepwise_and_gradients_flow():
@@ -208,17 +214,7 @@ def test_transformer_padding_does_not_change_logits_or_decoding(src_positions):
     lamina.manual_seed(4)
     m = TransformerSeq2Seq(V, 32, 4, 2, 2, 64, src_positions=src_positions)
     m.eval()
-    sents = _sentences(2)
-    tin = _t(T.decoder_input(_pad([s[::-1] + [T.EOS] for s in sents], 12)))
-    with lamina.no_grad():
-        a = m(_t(_pad(sents, 11)), tin).numpy()
-        b = m(_t(_pad(sents, 25)), tin).numpy()
-    np.testing.assert_allclose(a, b, atol=1e-5)
-    for method in ("greedy", "beam"):
-        alone = [m.decode(_t([s]), method, beam_size=3, max_len=8).numpy()[0] for s in sents]
-        batch = m.decode(_t(_pad(sents, 20)), method, beam_size=3, max_len=8).numpy()
-        for x, y in zip(alone, batch):
-            np.testing.assert_array_equal(x, y[:len(x)])
+    _assert_padding_invariant(m, _sentences(2), 8)
 
 
 def test_transformer_is_causal_and_decoding_matches_teacher_forcing():
