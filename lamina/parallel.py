@@ -161,7 +161,7 @@ def matmul(a, b, out=None):
     one piece per thread along the batch, M or N (whichever is largest) when the product
     is large enough to pay for the hand-off."""
     xp = B.xp
-    if a.ndim < 2 or b.ndim < 2:
+    if _threads == 1 or a.ndim < 2 or b.ndim < 2:
         return xp.matmul(a, b, out=out)
     M, K, N = a.shape[-2], a.shape[-1], b.shape[-1]
     batch = a.shape[:-2] if a.ndim >= b.ndim else b.shape[:-2]

@@ -91,7 +91,7 @@ class _Plan:
         return Hs[self.lens, B.xp.arange(self.B)]
 
 
-def _seed_starts(plan, t, n, pairs, lo=0, hi=None):
+def _seed_starts(plan, t, pairs, lo=0, hi=None):
     """Reverse direction: rows (of [lo, hi)) starting at step t read their initial state."""
     hi = plan.B if hi is None else hi
     if not plan.full:
@@ -150,7 +150,7 @@ def _rnn_forward(relu, xd, h0, w_ih, w_hh, b_ih, b_hh, plan, k):
     for t in plan.order:
         n = plan.counts[t]
         if rev:
-            _seed_starts(plan, t, n, ((Hs, h0),))
+            _seed_starts(plan, t, ((Hs, h0),))
         rd, wr = plan.slots(t)
         tm = tmp[:n]
         xp.matmul(Hs[rd, :n], whhT, out=tm)
@@ -215,7 +215,7 @@ def _lstm_forward(xd, h0, c0, w_ih, w_hh, b_ih, b_hh, plan, k, need):
         with xp.errstate(over="ignore"):  # errstate is per thread
             for t in plan.order:
                 if rev:
-                    _seed_starts(plan, t, None, ((Hs, h0), (Cs, c0)), lo, hi)
+                    _seed_starts(plan, t, ((Hs, h0), (Cs, c0)), lo, hi)
                 n = min(plan.counts[t], hi)
                 if n <= lo:
                     continue
@@ -329,7 +329,7 @@ def _gru_forward(xd, h0, w_ih, w_hh, b_ih, b_hh, plan, k):
         for t in plan.order:
             n = plan.counts[t]
             if rev:
-                _seed_starts(plan, t, n, ((Hs, h0),))
+                _seed_starts(plan, t, ((Hs, h0),))
             rd, wr = plan.slots(t)
             hp = Hs[rd, :n]
             a, gh, xa = A[t, :n], GH[t, :n], XA[t, :n]
