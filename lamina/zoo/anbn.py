@@ -32,7 +32,7 @@ from lamina.data.text import check_token_ids
 from lamina.nn import functional as F
 from lamina.tensor import Tensor
 
-from .recipe import Recipe, Setup, write_json
+from .recipe import Recipe, Setup, save_results
 
 SYMBOLS = ".abcd"          # 0 = end of string (also the first input), 1..4 = a..d
 IGNORE = -100
@@ -316,8 +316,7 @@ class AnbnRecipe(Recipe):
         results["table"] = table
         results["seconds"] = time.perf_counter() - t0
         log(f"anbn: {results['seconds']:.0f} s")
-        if out_dir is not None:
-            write_json(os.path.join(out_dir, "results.json"), results)
+        save_results(out_dir, results)
         return results
 
 

@@ -12,7 +12,6 @@ boundary). Gradients are clipped. ``cell`` selects a vanilla RNN, a GRU or an LS
 :class:`CharLM` (the generation mixin), :class:`StreamBatches`, :class:`TBPTT`,
 :func:`lm_loss` and :func:`shakespeare_split` are shared with ``char_transformer``.
 """
-import os
 import time
 
 import numpy as np
@@ -26,7 +25,7 @@ from lamina.nn.decoding import map_state, sample
 from lamina.tensor import Tensor
 from lamina.train.callbacks import Callback
 
-from .recipe import Recipe, Setup, write_json
+from .recipe import Recipe, Setup, save_results
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
@@ -266,8 +265,7 @@ class CharLMRecipe(Recipe):
         results["sample"] = "ROMEO:" + vocab.decode(sample_ids)
         if verbose:
             log("sample (temperature 0.8):\n" + results["sample"])
-        if out_dir is not None:
-            write_json(os.path.join(out_dir, "results.json"), results)
+        save_results(out_dir, results)
         return results
 
 

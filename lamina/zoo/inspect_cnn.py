@@ -33,7 +33,7 @@ from lamina.train.callbacks import save_figure
 from .fashion_mlp import fashion_splits
 from .lenet import LeNet5
 from .lenet import setup as lenet_setup
-from .recipe import Recipe, write_json
+from .recipe import Recipe, save_results
 
 
 # ---------------------------------------------------------------- analysis helpers
@@ -302,8 +302,7 @@ class InspectRecipe(Recipe):
             results["files"] = ["filters.png", "embedding_pca.png", "saliency.png",
                                 "saliency.npy", "fgsm_examples.png", "fgsm_accuracy.png"]
         results["seconds"] = time.perf_counter() - t0
-        if out is not None:
-            write_json(os.path.join(out, "results.json"), results)
+        save_results(out, results)
         return results
 
 

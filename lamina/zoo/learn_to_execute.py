@@ -30,7 +30,7 @@ from lamina.train import Trainer
 from lamina.train.metrics import Metric
 
 from .programs import ALPHABET, CURRICULA, curriculum_level, difficulty_levels, generate_program
-from .recipe import Recipe, write_json
+from .recipe import Recipe, save_results
 
 PAD, BOS, EOS = 0, 1, 2
 TOKENS = ["<pad>", "<bos>", "<eos>"] + ALPHABET
@@ -273,8 +273,7 @@ class LearnToExecuteRecipe(Recipe):
                    "val_char_accuracy": char_acc,
                    "examples_per_run": cfg["epochs"] * cfg["batches"] * cfg["batch_size"],
                    "seconds": time.perf_counter() - t0, "config": cfg}
-        if out_dir is not None:
-            write_json(os.path.join(out_dir, "results.json"), results)
+        save_results(out_dir, results)
         return results
 
 

@@ -16,7 +16,7 @@ from lamina.data import DataLoader, TensorDataset
 from lamina.nn import functional as F
 
 from .fashion_mlp import fashion_splits
-from .recipe import Recipe, Setup, write_json
+from .recipe import Recipe, Setup, save_results
 
 
 class LeNet5(nn.Module):
@@ -84,8 +84,7 @@ class LeNetRecipe(Recipe):
             results[variant] = {k: v for k, v in res.items() if k != "config"}
         log("test accuracy: " + ", ".join(f"{v} {results[v]['test_accuracy'] * 100:.2f}%"
                                           for v in ("1998", "modern")))
-        if out_dir is not None:
-            write_json(os.path.join(out_dir, "results.json"), results)
+        save_results(out_dir, results)
         return results
 
 

@@ -28,7 +28,7 @@ from lamina.ops.attention import masked_softmax
 from lamina.tensor import Tensor
 
 from . import babi
-from .recipe import Recipe, Setup, write_json
+from .recipe import Recipe, Setup, save_results
 
 
 def position_encoding(sentence_len, dim):
@@ -206,8 +206,7 @@ class MemNetRecipe(Recipe):
                 f"{cfg['n_test']} stories ({time.perf_counter() - t1:.0f} s)")
         results["seconds"] = time.perf_counter() - t0
         log(f"memnet: {results['seconds']:.0f} s")
-        if out_dir is not None:
-            write_json(os.path.join(out_dir, "results.json"), results)
+        save_results(out_dir, results)
         return results
 
 

@@ -8,7 +8,6 @@ overfits (tiny training error, large validation error). A Gaussian prior on the 
 p(θ) ∝ exp(-λ‖θ‖²/2), adds (λ/2)‖θ‖² to the loss (weight decay, the MAP estimate): order 9's
 validation error comes down.
 """
-import os
 
 import numpy as np
 
@@ -16,7 +15,7 @@ import lamina
 from lamina import nn
 from lamina.nn import functional as F
 
-from .recipe import Recipe, write_json
+from .recipe import Recipe, save_results
 
 
 def true_function(x):
@@ -91,8 +90,7 @@ class PolyfitRecipe(Recipe):
                 f"validation MSE {row['val_mse']:.4f}")
         log(f"(noise variance {cfg['noise'] ** 2:.4f} is the best possible validation MSE)")
         results = {"recipe": self.name, "fits": rows, "config": cfg}
-        if out_dir is not None:
-            write_json(os.path.join(out_dir, "results.json"), results)
+        save_results(out_dir, results)
         return results
 
 

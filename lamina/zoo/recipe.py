@@ -98,10 +98,15 @@ class Recipe:
                 log(f"test accuracy {test['accuracy'] * 100:.2f}%")
         results["seconds"] = time.perf_counter() - t0
         results["config"] = cfg
-        if out_dir is not None:
-            write_json(os.path.join(out_dir, "results.json"), results)
+        save_results(out_dir, results)
         self.trainer, self.history = trainer, history
         return results
+
+
+def save_results(out_dir, results):
+    """Write ``results`` to ``OUT_DIR/results.json`` (atomically); nothing if out_dir is None."""
+    if out_dir is not None:
+        write_json(os.path.join(out_dir, "results.json"), results)
 
 
 def write_json(path, obj):

@@ -25,7 +25,7 @@ from lamina import nn
 from lamina.train import Callback
 from lamina.train.callbacks import save_figure
 
-from .recipe import Recipe, write_json
+from .recipe import Recipe, save_results
 from .vgg import fashion_cnn_setup
 
 
@@ -204,8 +204,7 @@ class ResNetRecipe(Recipe):
             depth["png"] = "depth_experiment.png"
         results["depth_experiment"] = depth
         results["config"] = cfg
-        if out_dir is not None:
-            write_json(os.path.join(out_dir, "results.json"), results)
+        save_results(out_dir, results)
         self.depth_results = depth
         return results
 

@@ -26,7 +26,7 @@ from lamina.nn import decoding
 from lamina.ops.attention import masked_softmax
 
 from . import seq2seq_tasks as tasks
-from .recipe import Recipe, Setup, write_json
+from .recipe import Recipe, Setup, save_results
 
 CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
 
@@ -356,8 +356,7 @@ class AttentionRecipe(Seq2SeqRecipe):
             rows[f"attn, beam {cfg['beam_size']}"] = results["attention"]["beam_by_length"]
         log(tasks.format_length_table(rows, "greedy exact match by source length"))
         results["seconds"] = time.perf_counter() - t0
-        if out_dir is not None:
-            write_json(os.path.join(out_dir, "results.json"), results)
+        save_results(out_dir, results)
         return results
 
     def save_heatmap(self, model, cfg, path, log=print):

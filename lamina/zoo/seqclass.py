@@ -27,7 +27,7 @@ from lamina import nn
 from lamina.nn import functional as F
 from lamina.tensor import Tensor
 
-from .recipe import Recipe, Setup, write_json
+from .recipe import Recipe, Setup, save_results
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 PAD = 0
@@ -240,8 +240,7 @@ class SeqClassRecipe(Recipe):
                                           f"(chance {chance * 100:.0f}%)"))
         results["seconds"] = time.perf_counter() - t0
         log(f"seqclass: {results['seconds']:.0f} s")
-        if out_dir is not None:
-            write_json(os.path.join(out_dir, "results.json"), results)
+        save_results(out_dir, results)
         return results
 
 

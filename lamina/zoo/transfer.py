@@ -32,7 +32,7 @@ from lamina.data.transforms import Standardize
 from lamina.nn import functional as F
 
 from .lenet import LeNet5
-from .recipe import Recipe, Setup, write_json
+from .recipe import Recipe, Setup, save_results
 
 SOURCE_CLASSES = (0, 1, 2, 3, 4)
 TARGET_CLASSES = (5, 6, 7, 8, 9)
@@ -236,8 +236,7 @@ class TransferRecipe(Recipe):
         if modes:
             log(f"target (classes 5-9) test accuracy with {cfg['n_per_class']} labels/class: "
                 + ", ".join(f"{m} {results[m + '_accuracy'] * 100:.2f}%" for m in modes))
-        if out_dir is not None:
-            write_json(os.path.join(out_dir, "results.json"), results)
+        save_results(out_dir, results)
         return results
 
 

@@ -9,7 +9,6 @@ out of the encoder's self-attention, the decoder's self-attention and the decode
 attention over the encoder memory. Exact-match accuracy on held-out sentences is
 reported for greedy decoding and beam search, by source length.
 """
-import os
 import time
 
 import numpy as np
@@ -19,7 +18,7 @@ from lamina import nn
 from lamina.nn import decoding
 
 from . import seq2seq_tasks as tasks
-from .recipe import write_json
+from .recipe import save_results
 from ..data.text import check_token_ids
 from .seq2seq_attention import Seq2SeqRecipe, _as_tensor
 
@@ -176,8 +175,7 @@ class TransformerRecipe(Seq2SeqRecipe):
             rows[f"beam {cfg['beam_size']}"] = res["beam_by_length"]
         log(tasks.format_length_table(rows, "exact match by source length"))
         res["seconds"] = time.perf_counter() - t0
-        if out_dir is not None:
-            write_json(os.path.join(out_dir, "results.json"), res)
+        save_results(out_dir, res)
         return res
 
 

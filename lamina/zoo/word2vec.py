@@ -31,7 +31,7 @@ from lamina.nn import functional as F
 from lamina.train.callbacks import save_figure
 
 from .inspect_cnn import pca_2d
-from .recipe import Recipe, write_json
+from .recipe import Recipe, save_results
 
 #: a : b :: c : d relations the corpus supports (gender, number, tense, pronoun case)
 ANALOGIES = [
@@ -300,8 +300,7 @@ class Word2VecRecipe(Recipe):
             log(f"wrote {os.path.join(out_dir, 'words.png')}")
         results["seconds"] = time.perf_counter() - t0
         results["config"] = cfg
-        if out_dir is not None:
-            write_json(os.path.join(out_dir, "results.json"), results)
+        save_results(out_dir, results)
         self.model, self.vocab = model, vocab
         return results
 
