@@ -313,6 +313,11 @@ def main(argv=None):
     except FileNotFoundError as e:   # e.g. data that is not on this machine
         print(f"lamina: {e}", file=sys.stderr)
         return 1
+    except ValueError as e:          # a recipe or layer refusing a setting, e.g. cell=tanh
+        if os.environ.get("LAMINA_TRACEBACK"):
+            raise
+        print(f"lamina: {e}\n(run with LAMINA_TRACEBACK=1 for the traceback)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("lamina: interrupted", file=sys.stderr)
         return 130

@@ -82,3 +82,15 @@ def test_sweep_ranks_trials(tmp_path, capsys):
 def test_python_dash_m_lamina_lists_recipes():
     r = run_cli("list")
     assert r.returncode == 0 and "digits-mlp" in r.stdout
+
+
+def test_a_setting_the_recipe_refuses_is_one_message_not_a_traceback(tmp_path):
+    r = run_cli("train", "char-rnn", "--set", "cell=tanh", "--out", str(tmp_path))
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    assert "cell must be one of" in r.stderr and "'tanh'" in r.stderr, r.stderr
+    env = dict(os.environ, LAMINA_TRACEBACK="1")
+    r = subprocess.run([sys.executable, "-m", "lamina", "train", "char-rnn", "--set",
+                        "cell=tanh", "--out", str(tmp_path)], capture_output=True, text=True,
+                       env=env, timeout=300)
+    assert r.returncode == 1 and "Traceback" in r.stderr and "ValueError" in r.stderr
