@@ -3,6 +3,7 @@ notes' experiments (``lamina train NAME``; ``lamina recipes`` lists them)."""
 import importlib
 
 from .anbn import NextSymbolRNN, StackRNN
+from .autoencoders import AutoEncoder, SigmoidAutoEncoder, TiedAutoEncoder
 from .char_rnn import CharRNN
 from .char_transformer import CharTransformer
 from .ctc_digits import CTCReader
@@ -15,12 +16,15 @@ from .lenet import LeNet5
 from .memnet import MemN2N
 from .multitask import TwoHeadCNN
 from .perceptron import Perceptron
+from .rbm import RBM
 from .recipe import Recipe, Setup
 from .resnet import PlainNet, ResNetSmall
 from .seq2seq_attention import AttentionSeq2Seq
 from .seqclass import SeqClassifier
+from .stacked_ae import StackedAutoEncoder
 from .transformer_seq2seq import TransformerSeq2Seq
 from .unet import UNet
+from .vae import VAE
 from .vgg import VGGSmall
 from .word2vec import SkipGram
 
@@ -49,6 +53,13 @@ RECIPES = {
     "word2vec": "lamina.zoo.word2vec",
     "learn-to-execute": "lamina.zoo.learn_to_execute",
     "ctc": "lamina.zoo.ctc_digits",
+    "pca-vs-ae": "lamina.zoo.pca_vs_ae",
+    "tied-ae": "lamina.zoo.tied_ae",
+    "denoising-ae": "lamina.zoo.denoising_ae",
+    "contractive-ae": "lamina.zoo.contractive_ae",
+    "stacked-ae-pretrain": "lamina.zoo.stacked_ae",
+    "rbm": "lamina.zoo.rbm",
+    "vae": "lamina.zoo.vae",
 }
 
 
@@ -62,4 +73,5 @@ def get_recipe(name):
 __all__ = ["DigitsMLP", "MLP", "LeNet5", "Perceptron", "TwoHeadCNN", "VGGSmall", "ResNetSmall",
            "PlainNet", "InceptionNet", "FCN", "UNet", "SeqClassifier", "NextSymbolRNN", "StackRNN",
            "MemN2N", "AttentionSeq2Seq", "TransformerSeq2Seq", "CharRNN", "CharTransformer",
-           "SkipGram", "ProgramExecutor", "CTCReader", "Recipe", "Setup", "RECIPES", "get_recipe"]
+           "SkipGram", "ProgramExecutor", "CTCReader", "AutoEncoder",
+           "SigmoidAutoEncoder", "TiedAutoEncoder", "StackedAutoEncoder", "RBM", "VAE", "Recipe", "Setup", "RECIPES", "get_recipe"]
