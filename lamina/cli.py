@@ -169,7 +169,7 @@ def cmd_generate(a):
     recipe = _recipe(name)
     if not hasattr(recipe, "text_model"):
         raise UsageError(f"{a.checkpoint}: recipe {name!r} is not a text model; lamina "
-                         f"generate needs a char-rnn or char-transformer checkpoint")
+                         f"generate needs a char-rnn, char-transformer or wavenet checkpoint")
     try:
         model, vocab = recipe.text_model(recipe.config(cfg))
         model.load_state_dict(ck["model"])

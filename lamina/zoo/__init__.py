@@ -7,15 +7,18 @@ from .autoencoders import AutoEncoder, SigmoidAutoEncoder, TiedAutoEncoder
 from .char_rnn import CharRNN
 from .char_transformer import CharTransformer
 from .ctc_digits import CTCReader
+from .dcgan import DCDiscriminator, DCGenerator
 from .digits_mlp import DigitsMLP
 from .fcn import FCN
 from .fashion_mlp import MLP
+from .gan import Discriminator, Generator
 from .inception import InceptionNet
 from .learn_to_execute import ProgramExecutor
 from .lenet import LeNet5
 from .memnet import MemN2N
 from .multitask import TwoHeadCNN
 from .perceptron import Perceptron
+from .pixelcnn import MaskedConv2d, PixelCNN
 from .rbm import RBM
 from .recipe import Recipe, Setup
 from .resnet import PlainNet, ResNetSmall
@@ -25,6 +28,7 @@ from .stacked_ae import StackedAutoEncoder
 from .transformer_seq2seq import TransformerSeq2Seq
 from .unet import UNet
 from .vae import VAE
+from .wavenet import WaveNet
 from .vgg import VGGSmall
 from .word2vec import SkipGram
 
@@ -60,6 +64,10 @@ RECIPES = {
     "stacked-ae-pretrain": "lamina.zoo.stacked_ae",
     "rbm": "lamina.zoo.rbm",
     "vae": "lamina.zoo.vae",
+    "pixelcnn": "lamina.zoo.pixelcnn",
+    "wavenet": "lamina.zoo.wavenet",
+    "gan": "lamina.zoo.gan",
+    "dcgan": "lamina.zoo.dcgan",
 }
 
 
@@ -74,4 +82,6 @@ __all__ = ["DigitsMLP", "MLP", "LeNet5", "Perceptron", "TwoHeadCNN", "VGGSmall",
            "PlainNet", "InceptionNet", "FCN", "UNet", "SeqClassifier", "NextSymbolRNN", "StackRNN",
            "MemN2N", "AttentionSeq2Seq", "TransformerSeq2Seq", "CharRNN", "CharTransformer",
            "SkipGram", "ProgramExecutor", "CTCReader", "AutoEncoder",
-           "SigmoidAutoEncoder", "TiedAutoEncoder", "StackedAutoEncoder", "RBM", "VAE", "Recipe", "Setup", "RECIPES", "get_recipe"]
+           "SigmoidAutoEncoder", "TiedAutoEncoder", "StackedAutoEncoder", "RBM", "VAE", "MaskedConv2d",
+           "PixelCNN", "WaveNet", "Generator", "Discriminator", "DCGenerator",
+           "DCDiscriminator", "Recipe", "Setup", "RECIPES", "get_recipe"]
