@@ -26,7 +26,7 @@ import lamina
 from lamina import nn
 from lamina.nn import functional as F
 
-from .image_grid import fashion_unit
+from .image_grid import batched, fashion_unit
 
 _HIDDEN = ("linear", "relu", "sigmoid", "threshold")
 
@@ -219,7 +219,10 @@ def subspace_alignment(basis, components):
 
 # ---------------------------------------------------------------- corruption
 def mask_noise(x, fraction, rng):
-    """Masking noise: each pixel set to 0 with probability ``fraction`` (NumPy Generator)."""
+    """Masking noise: each pixel set to 0 with probability ``fraction`` (NumPy Generator);
+    ``x`` itself when ``fraction`` <= 0."""
+    if fraction <= 0:
+        return x
     keep = rng.random(x.shape) >= fraction
     return (x * keep).astype(x.dtype)
 
@@ -292,20 +295,14 @@ def train_autoencoder(model, x, epochs, lr=1e-3, batch_size=128, seed=0, loss_fn
     return history
 
 
-def _batched(fn, x, batch_size=1000):
-    with lamina.no_grad():
-        return np.concatenate([fn(lamina.from_numpy(x[i:i + batch_size])).numpy()
-                               for i in range(0, len(x), batch_size)])
-
-
 def reconstruct(model, x, batch_size=1000):
     """model(x) as a NumPy array, in batches, without a graph."""
-    return _batched(model, x, batch_size)
+    return batched(model, x, batch_size)
 
 
 def encode(model, x, batch_size=1000):
     """model.encode(x) as a NumPy array, in batches, without a graph."""
-    return _batched(model.encode, x, batch_size)
+    return batched(model.encode, x, batch_size)
 
 
 def pixel_mse(r, x):

@@ -36,7 +36,7 @@ from lamina import nn
 from lamina.data.mnist import FASHION_CLASSES
 from lamina.nn import functional as F
 
-from .image_grid import fashion_unit, save_image_grid
+from .image_grid import batched, fashion_unit, save_image_grid
 from .lenet import LeNet5
 from .recipe import Recipe, save_results
 
@@ -132,11 +132,7 @@ def class_statistics(probs):
 def predict_probs(model, x, batch_size=500):
     """Softmax probabilities of ``model`` (eval mode, no graph) on the array ``x``."""
     model.eval()
-    out = []
-    with lamina.no_grad():
-        for i in range(0, len(x), batch_size):
-            out.append(F.softmax(model(lamina.from_numpy(x[i:i + batch_size])), dim=1).numpy())
-    return np.concatenate(out)
+    return batched(lambda t: F.softmax(model(t), dim=1), x, batch_size)
 
 
 def train_classifier(train, test, epochs=4, lr=2e-3, batch_size=64, seed=0, log=print):
@@ -189,11 +185,7 @@ def generate(G, z, batch_size=500):
     """G's images for the latent array ``z``, mapped from [-1, 1] back to [0, 1] (NumPy;
     G in eval mode, no graph)."""
     G.eval()
-    out = []
-    with lamina.no_grad():
-        for i in range(0, len(z), batch_size):
-            out.append(G(lamina.from_numpy(z[i:i + batch_size])).numpy())
-    return (np.concatenate(out) + 1.0) / 2.0
+    return (batched(G, z, batch_size) + 1.0) / 2.0
 
 
 def interpolation_latents(rng, latent_dim, rows=8, steps=10):

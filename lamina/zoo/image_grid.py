@@ -1,7 +1,9 @@
 """Helpers shared by the unsupervised and generative recipes: Fashion-MNIST in [0, 1],
-binarization, and image grids written as PNG (matplotlib Agg, atomically)."""
+binarization, batched inference, and image grids written as PNG (matplotlib Agg,
+atomically)."""
 import numpy as np
 
+import lamina
 from lamina.data import load_fashion_mnist
 from lamina.train.callbacks import save_figure
 
@@ -29,6 +31,14 @@ def binarize(x, rng=None):
     if rng is None:
         return (x > 0.5).astype(x.dtype)
     return (rng.random(x.shape, dtype=np.float32) < x).astype(x.dtype)
+
+
+def batched(fn, x, batch_size=1000):
+    """``fn`` (Tensor -> Tensor) over the array ``x`` in batches of ``batch_size`` rows,
+    without a graph; the outputs stacked into one NumPy array."""
+    with lamina.no_grad():
+        return np.concatenate([fn(lamina.from_numpy(x[i:i + batch_size])).numpy()
+                               for i in range(0, len(x), batch_size)])
 
 
 def save_image_grid(path, images, nrow=None, title=None, shape=(28, 28), row_labels=None,

@@ -33,7 +33,8 @@ import lamina
 from lamina import nn
 from lamina.nn import functional as F
 
-from .image_grid import fashion_unit, save_image_grid
+from .autoencoders import mask_noise
+from .image_grid import batched, fashion_unit, save_image_grid
 from .recipe import Recipe, save_results
 
 
@@ -51,13 +52,6 @@ def balanced_subset(y, n_per_class, seed=0, classes=None):
                              f"than n_per_class={n_per_class}")
         picked.append(rng.choice(idx, n_per_class, replace=False))
     return rng.permutation(np.concatenate(picked))
-
-
-def mask_noise(x, p, rng):
-    """Masking corruption: each entry of the array ``x`` set to 0 with probability p."""
-    if p <= 0:
-        return x
-    return x * (rng.random(x.shape, dtype=np.float32) >= p).astype(x.dtype)
 
 
 class DenoisingAutoEncoder(nn.Module):
@@ -95,9 +89,7 @@ def reconstruction_loss(layer, x, batch_size=1000):
 
 def encode_all(layer, x, batch_size=2000):
     """Codes of all of x (array) by ``layer``, as a float32 array."""
-    with lamina.no_grad():
-        return np.concatenate([layer.encode(lamina.from_numpy(x[s:s + batch_size])).numpy()
-                               for s in range(0, len(x), batch_size)])
+    return batched(layer.encode, x, batch_size)
 
 
 class StackedAutoEncoder(nn.Module):
@@ -207,10 +199,7 @@ def fit_classifier(model, x, y, epochs, lr, batch_size, weight_decay, seed):
 
 def accuracy(model, x, y, batch_size=2000):
     model.eval()
-    with lamina.no_grad():
-        pred = np.concatenate([model(lamina.from_numpy(x[s:s + batch_size])).numpy().argmax(1)
-                               for s in range(0, len(x), batch_size)])
-    return float((pred == y).mean())
+    return float((batched(model, x, batch_size).argmax(1) == y).mean())
 
 
 class StackedAERecipe(Recipe):
