@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import lamina
-from lamina.data.text import Vocab
+from lamina.data.text import SHAKESPEARE_TITLES, Vocab, load_shakespeare, shakespeare_plays
 from lamina.zoo import char_rnn as cr
 from lamina.zoo import char_transformer as ct
 
@@ -155,6 +155,46 @@ def test_transformer_is_causal():
 
 
 # ------------------------------------------------------------------ TBPTT machinery
+def test_shakespeare_plays_cut_the_corpus_at_the_title_lines():
+    text = load_shakespeare()
+    plays = shakespeare_plays(text)
+    assert [t for t, _ in plays] == list(SHAKESPEARE_TITLES)
+    assert "".join(p for _, p in plays) == text
+    for title, p in plays:
+        assert p.startswith(title + "\n\nby William Shakespeare")
+    assert "To be, or not to be" in plays[0][1] and "Puck" in plays[-1][1]
+    with pytest.raises(ValueError, match="no title line"):
+        shakespeare_plays(text.replace("MACBETH\n\nby", "MACBETH\nby"))
+
+
+def test_split_by_play_holds_out_the_end_of_every_play():
+    vocab, tr, va = cr.shakespeare_split(0.1, by="play")
+    ids = vocab.encode(load_shakespeare())
+    assert len(tr) + len(va) == len(ids) and abs(len(va) / len(ids) - 0.1) < 1e-3
+    a = t0 = v0 = 0
+    for _, p in shakespeare_plays():
+        cut = int(round(len(p) * 0.9))
+        np.testing.assert_array_equal(tr[t0:t0 + cut], ids[a:a + cut])
+        np.testing.assert_array_equal(va[v0:v0 + len(p) - cut], ids[a + cut:a + len(p)])
+        a, t0, v0 = a + len(p), t0 + cut, v0 + len(p) - cut
+    assert t0 == len(tr) and v0 == len(va)
+    # by position: the first 90% and the last 10% of the corpus
+    _, trp, vap = cr.shakespeare_split(0.1)
+    np.testing.assert_array_equal(np.concatenate([trp, vap]), ids)
+    assert len(trp) == int(round(len(ids) * 0.9))
+    with pytest.raises(ValueError, match="by must be"):
+        cr.shakespeare_split(0.1, by="scene")
+
+
+def test_recipes_default_to_the_per_play_split_and_quick_runs_to_a_prefix():
+    for mod in (cr, ct):
+        assert mod.RECIPE.config()["split"] == "play"
+    cfg = cr.RECIPE.config(quick=True)
+    vocab, tr, va = cr._corpus(cfg)
+    ids = vocab.encode(load_shakespeare()[:cfg["corpus_chars"]])
+    np.testing.assert_array_equal(np.concatenate([tr, va]), ids)
+
+
 def test_stream_batches_are_consecutive_chunks_of_parallel_streams():
     ids = np.arange(1000)
     sb = cr.StreamBatches(ids, batch_size=4, seq_len=10)

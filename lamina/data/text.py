@@ -19,6 +19,29 @@ def load_shakespeare():
         return f.read().decode("ascii")
 
 
+# the first line of each play, in the order they are concatenated (see SHAKESPEARE.md)
+SHAKESPEARE_TITLES = ("HAMLET, PRINCE OF DENMARK", "THE TRAGEDY OF KING LEAR", "MACBETH",
+                      "OTHELLO, THE MOOR OF VENICE", "ROMEO AND JULIET", "JULIUS CAESAR",
+                      "THE TEMPEST", "A MIDSUMMER NIGHT'S DREAM")
+
+
+def shakespeare_plays(text=None):
+    """The shipped corpus cut into its eight plays: a list of (title, text) in corpus
+    order. Each play runs from its title line to the next play's (the blank lines between
+    plays stay with the play before), so the texts concatenate back to the corpus."""
+    text = load_shakespeare() if text is None else text
+    starts = []
+    for title in SHAKESPEARE_TITLES:
+        m = re.search("^" + re.escape(title) + "\n\nby William Shakespeare", text, re.M)
+        if m is None:
+            raise ValueError(f"shakespeare_plays: no title line {title!r} in the corpus")
+        starts.append(m.start())
+    if starts != sorted(starts) or starts[0] != 0:
+        raise ValueError("shakespeare_plays: the plays are not in the documented order")
+    ends = starts[1:] + [len(text)]
+    return [(t, text[a:b]) for t, a, b in zip(SHAKESPEARE_TITLES, starts, ends)]
+
+
 def check_token_ids(name, x, what, vocab):
     """The int64 array of a (B, L) batch of token ids (Tensor or array); a ValueError
     naming ``name`` (the model) and ``what`` (the argument) otherwise."""

@@ -1,6 +1,8 @@
 """char-rnn: a character-level recurrent language model on the shipped Shakespeare corpus.
 
-The corpus is split by position (first 90% train, last 10% validation). Training uses
+The corpus is split 90/10 (``split``): by default the last 10% of every play is held out
+(``split="play"``); ``split="position"`` holds out the last 10% of the whole corpus, which
+is mostly one play in an edition with its own layout. Training uses
 truncated back-propagation through time: the text is cut into ``batch_size`` contiguous
 streams, each batch is the next ``seq_len`` characters of every stream, and the recurrent
 state is carried from one batch to the next (detached, so gradients stop at the chunk
@@ -18,7 +20,7 @@ import numpy as np
 
 import lamina
 from lamina import nn
-from lamina.data.text import Vocab, load_shakespeare
+from lamina.data.text import Vocab, load_shakespeare, shakespeare_plays
 from lamina.grad_mode import no_grad
 from lamina.nn import functional as F
 from lamina.nn.decoding import map_state, sample
@@ -32,16 +34,33 @@ CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 _CORPUS = {}
 
 
-def shakespeare_split(val_fraction=0.1):
+def shakespeare_split(val_fraction=0.1, by="position"):
     """(vocab, train_ids, val_ids): the character vocabulary of the whole corpus and the
-    corpus split by position — the first ``1 - val_fraction`` for training."""
+    corpus split 1 - val_fraction / val_fraction.
+
+    by="position": the first part of the corpus for training, the rest (the end of The
+    Tempest and all of A Midsummer Night's Dream) for validation. by="play": every play
+    split by position, the eight first parts concatenated for training and the eight last
+    parts for validation, so validation text comes from the plays (their names and their
+    editions' layouts) the model was trained on."""
     if "text" not in _CORPUS:
         text = load_shakespeare()
         vocab = Vocab.chars(text)
-        _CORPUS.update(text=text, vocab=vocab, ids=vocab.encode(text))
+        _CORPUS.update(text=text, vocab=vocab, ids=vocab.encode(text),
+                       plays=[len(p) for _, p in shakespeare_plays(text)])
     ids = _CORPUS["ids"]
-    cut = int(round(len(ids) * (1 - val_fraction)))
-    return _CORPUS["vocab"], ids[:cut], ids[cut:]
+    if by == "position":
+        cut = int(round(len(ids) * (1 - val_fraction)))
+        return _CORPUS["vocab"], ids[:cut], ids[cut:]
+    if by != "play":
+        raise ValueError(f"shakespeare_split: by must be 'position' or 'play', got {by!r}")
+    tr, va, a = [], [], 0
+    for n in _CORPUS["plays"]:
+        cut = a + int(round(n * (1 - val_fraction)))
+        tr.append(ids[a:cut])
+        va.append(ids[cut:a + n])
+        a += n
+    return _CORPUS["vocab"], np.concatenate(tr), np.concatenate(va)
 
 
 def shakespeare_vocab():
@@ -275,7 +294,7 @@ class CharRNNRecipe(CharLMRecipe):
                "(--set cell=rnn|gru|lstm)")
     defaults = dict(epochs=6, lr=3e-3, batch_size=32, seq_len=64, seed=0, cell="lstm",
                     hidden_size=256, embed_dim=64, num_layers=1, dropout=0.0, clip=5.0,
-                    val_fraction=0.1, time_budget=1140.0, corpus_chars=0)
+                    val_fraction=0.1, split="play", time_budget=1140.0, corpus_chars=0)
     quick = dict(epochs=2, hidden_size=128, seq_len=50, batch_size=32, corpus_chars=100000,
                  lr=1e-2, time_budget=0.0)
     search_space = {"lr": ("loguniform", 1e-3, 1e-2), "hidden_size": ("choice", [256, 384])}
@@ -301,10 +320,12 @@ class CharRNNRecipe(CharLMRecipe):
 
 
 def _corpus(cfg):
-    """The split, with ``corpus_chars`` > 0 keeping only that many characters of the
-    corpus (the same 90/10 split of the shorter text; for quick runs)."""
-    vocab, tr, va = shakespeare_split(cfg["val_fraction"])
+    """The split ``cfg["split"]`` ('play' or 'position', see :func:`shakespeare_split`);
+    with ``corpus_chars`` > 0 only that many characters from the start of the corpus,
+    split by position (for quick runs)."""
     n = cfg.get("corpus_chars") or 0
+    vocab, tr, va = shakespeare_split(cfg["val_fraction"],
+                                      "position" if n else cfg.get("split", "position"))
     if n:
         ids = np.concatenate([tr, va])[:n]
         cut = int(round(n * (1 - cfg["val_fraction"])))

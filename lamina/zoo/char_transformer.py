@@ -73,7 +73,8 @@ class CharTransformerRecipe(CharLMRecipe):
     summary = "small causal Transformer character language model on Shakespeare"
     defaults = dict(epochs=5, lr=2e-3, batch_size=16, block_size=128, seed=0, d_model=128,
                     nhead=4, num_layers=3, dim_feedforward=384, dropout=0.0, clip=1.0,
-                    val_fraction=0.1, time_budget=1140.0, corpus_chars=0, stride=128)
+                    val_fraction=0.1, split="play", time_budget=1140.0, corpus_chars=0,
+                    stride=128)
     quick = dict(epochs=2, d_model=64, num_layers=2, dim_feedforward=128, block_size=32,
                  stride=8, batch_size=32, corpus_chars=60000, lr=6e-3, dropout=0.0,
                  time_budget=0.0)
