@@ -79,6 +79,42 @@ def test_linear_bad_input_names_layer_and_shapes():
         lin(lamina.tensor(1.0))
 
 
+@pytest.mark.parametrize("rows", [[3, 5, 2, 4], [3, 600, 2], [700, 1]])
+@pytest.mark.parametrize("flat", [False, True])
+def test_linear_reused_in_a_loop_merges_weight_grads_like_torch(rows, flat):
+    """One Linear applied to several inputs (as an RNN's output layer is, every step): the
+    per-use weight and bias gradients are merged lazily (pieces over 512 rows are not);
+    also with the weight used by another op, an existing .grad, and the optimizer's
+    lazily-zeroed flat gradients (write_into)."""
+    lin, t = nn.Linear(6, 4), tnn.Linear(6, 4)
+    lin.load_state_dict({k: v.detach().numpy() for k, v in t.state_dict().items()})
+    xs = [rand(n, 6, seed=k).astype(np.float32) for k, n in enumerate(rows)]
+    if flat:
+        opt = lamina.optim.SGD(lin.parameters(), lr=0.0)
+        opt.zero_grad()
+    else:
+        lin.weight.grad = lamina.tensor(np.ones((4, 6), np.float32))
+        t.weight.grad = torch.ones(4, 6)
+
+    def loss(layer, tensor):
+        out = sum((layer(tensor(x)) ** 2).sum() for x in xs)
+        return out + (layer.weight * layer.weight).sum()
+    loss(lin, lamina.tensor).backward()
+    loss(t, torch.tensor).backward()
+    np.testing.assert_allclose(lin.weight.grad.numpy(), t.weight.grad.numpy(), rtol=1e-4,
+                               atol=1e-4)
+    np.testing.assert_allclose(lin.bias.grad.numpy(), t.bias.grad.numpy(), rtol=1e-4,
+                               atol=1e-4)
+
+
+def test_linear_reused_gradcheck():
+    lin = nn.Linear(3, 2, dtype=lamina.float64)
+    xs = [lamina.tensor(rand(n, 3, seed=n).astype(np.float64), requires_grad=True)
+          for n in (2, 1, 3)]
+    assert gradcheck(lambda *a: sum((lin(x) ** 2).sum() for x in a[:3]),
+                     xs + [lin.weight, lin.bias])
+
+
 # ---------------------------------------------------------------- parameter-free layers
 @pytest.mark.parametrize("make,tmake", [
     (nn.ReLU, tnn.ReLU), (nn.Tanh, tnn.Tanh), (nn.Sigmoid, tnn.Sigmoid),
