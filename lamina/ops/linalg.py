@@ -4,84 +4,9 @@ import math
 from .. import backend as B
 from .. import grad_mode
 from ..parallel import matmul as _mm
-from ..autograd.engine import LazyGrad
 from ..tensor import Tensor, plain, result
 from .elementwise import unbroadcast
-
-
-# pieces of at most this many rows are merged across uses (see _WeightGrad.__add__)
-_MERGE_ROWS = 512
-
-
-class _WeightGrad(LazyGrad):
-    """sum_i g_i^T x_i for a Linear weight, computed by the engine directly into the
-    weight's gradient storage when it can (see :class:`~lamina.autograd.engine.LazyGrad`).
-
-    A layer applied at every step of a Python loop (an RNN's output layer) gets one piece
-    per step; small pieces are merged, so the gradient is ONE product of the stacked rows
-    ([g_1; ...; g_T]^T [x_1; ...; x_T]) instead of T small products and T additions."""
-
-    __slots__ = ("gs", "xs", "shape", "dtype")
-
-    def __init__(self, g, x):
-        self.gs, self.xs = [g], [x]
-        self.shape = (g.shape[-1], x.shape[-1])
-        self.dtype = g.dtype if g.dtype == x.dtype else B.xp.result_type(g.dtype, x.dtype)
-
-    def __add__(self, other):
-        if other.__class__ is _WeightGrad and other.shape == self.shape \
-                and other.dtype == self.dtype and self.gs[-1].shape[0] <= _MERGE_ROWS \
-                and other.gs[0].shape[0] <= _MERGE_ROWS:
-            self.gs += other.gs  # the engine owns both; extending in place is safe
-            self.xs += other.xs
-            return self
-        other = other.materialize() if isinstance(other, LazyGrad) else other
-        return self.materialize() + other
-
-    __radd__ = __add__
-
-    def _operands(self):
-        if len(self.gs) == 1:
-            return self.gs[0], self.xs[0]
-        xp = B.xp
-        return xp.concatenate(self.gs), xp.concatenate(self.xs)
-
-    def materialize(self):
-        g, x = self._operands()
-        return _mm(g.T, x)
-
-    def write_into(self, out):
-        g, x = self._operands()
-        _mm(g.T, x, out=out)
-
-
-class _BiasGrad(LazyGrad):
-    """sum_i g_i.sum(0) for a Linear bias; pieces merge like :class:`_WeightGrad`'s."""
-
-    __slots__ = ("gs", "shape", "dtype")
-
-    def __init__(self, g):
-        self.gs, self.shape, self.dtype = [g], g.shape[-1:], g.dtype
-
-    def __add__(self, other):
-        if other.__class__ is _BiasGrad and other.shape == self.shape \
-                and other.dtype == self.dtype and self.gs[-1].shape[0] <= _MERGE_ROWS \
-                and other.gs[0].shape[0] <= _MERGE_ROWS:
-            self.gs += other.gs
-            return self
-        other = other.materialize() if isinstance(other, LazyGrad) else other
-        return self.materialize() + other
-
-    __radd__ = __add__
-
-    def _rows(self):
-        return self.gs[0] if len(self.gs) == 1 else B.xp.concatenate(self.gs)
-
-    def materialize(self):
-        return self._rows().sum(0)
-
-    def write_into(self, out):
-        B.xp.sum(self._rows(), axis=0, out=out)
+from .stacked_grad import weight_and_bias_grads
 
 
 def _mm_error(op, a, b):
@@ -219,19 +144,16 @@ def linear(x, weight, bias=None):
     gb = bias is not None and bias.requires_grad and grad_mode.enabled
     if not (gx or gw or gb):
         return plain(out)
+    # leaf parameters get lazy gradients that stack over uses (see stacked_grad)
     lazy_w = gw and weight._fn is None
     lazy_b = gb and bias._fn is None
 
     def backward(g):
         g2 = g if g.ndim == 2 else g.reshape(-1, g.shape[-1])
-        if not gw:
-            dw = None
-        elif lazy_w:
-            dw = _WeightGrad(g2, x2)
-        else:
-            dw = _mm(g2.T, x2)
+        lw, lb = weight_and_bias_grads(g2, x2, wd.shape, bias.shape if lazy_b else None)
+        dw = lw if lazy_w else (_mm(g2.T, x2) if gw else None)
+        db = lb if lazy_b else (g2.sum(0) if gb else None)
         dx = _mm(g2, wd).reshape(xd.shape) if gx else None
-        db = None if not gb else _BiasGrad(g2) if lazy_b else g2.sum(0)
         return (dx, dw, db)
     return result(out, (x if gx else None, weight if gw else None, bias if gb else None),
                   backward)

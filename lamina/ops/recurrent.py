@@ -29,7 +29,7 @@ from .. import backend as B
 from .. import grad_mode, parallel
 from ..parallel import matmul as _mm
 from ..tensor import plain, result
-from .linalg import _WeightGrad
+from .stacked_grad import weight_and_bias_grads
 from .shape import _slice
 
 GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
@@ -130,7 +130,7 @@ def _weight_grad(w, g2, x2):
     """g2^T x2; for a leaf parameter lazily, so the engine can write it straight into the
     (flat) gradient storage."""
     if w._fn is None:
-        return _WeightGrad(g2, x2)
+        return weight_and_bias_grads(g2, x2, w.shape)[0]
     return _mm(g2.T, x2)
 
 

@@ -9,7 +9,7 @@ Shapes (B = batch, I = input features, H = hidden units, G = gates * H):
 ``h`` / ``c`` may be None (zero state). Gate layouts are PyTorch's: LSTM i, f, g, o;
 GRU r, z, n.
 
-Weight gradients are lazy (:class:`CellParamGrad`): the engine sums the T steps'
+Weight gradients are lazy (:class:`~.stacked_grad.StackedParamGrad`): the engine sums the T steps'
 contributions by concatenating them, and the parameter's gradient is then ONE matrix
 product over all steps (dG_all^T [x_1; ...; x_T]), written straight into the (flat)
 gradient storage, instead of T small products and T additions.
@@ -22,87 +22,21 @@ from .. import grad_mode
 from ..parallel import matmul as _mm
 from ..autograd.engine import LazyGrad
 from ..tensor import plain, result
-
-_ndarray = B.xp.ndarray
+from .stacked_grad import SharedRows, StackedParamGrad
 
 
 # ---------------------------------------------------------------- lazy gradients
-class _Shared:
-    """What the lazy gradients of one step's parameters share: the concatenation of the
-    gate gradients over steps (and its column sums), computed once for all of them."""
-
-    __slots__ = ("key", "cat", "colsum")
-
-    def __init__(self):
-        self.key = self.cat = self.colsum = None
-
-
-class CellParamGrad(LazyGrad):
-    """Sum over steps of dG_t^T a_t (a weight; ``as_`` is the list of a_t) or of
-    dG_t.sum(0) (a bias; ``as_`` is None). Merging two of the same kind concatenates the
-    lists; the products happen once, when the engine writes the gradient."""
-
-    __slots__ = ("sh", "gs", "as_", "shape", "dtype")
-
-    def __init__(self, sh, gs, as_, shape, dtype):
-        self.sh, self.gs, self.as_, self.shape, self.dtype = sh, gs, as_, shape, dtype
-
-    def __add__(self, other):
-        if other.__class__ is CellParamGrad and (other.as_ is None) == (self.as_ is None) \
-                and other.shape == self.shape:
-            self.gs += other.gs  # the engine owns both; extending in place is safe
-            if self.as_ is not None:
-                self.as_ += other.as_
-            return self
-        other = other.materialize() if isinstance(other, LazyGrad) else other
-        return self.materialize() + other
-
-    __radd__ = __add__
-
-    def _gcat(self):
-        gs = self.gs
-        if len(gs) == 1:
-            return gs[0]
-        sh = self.sh
-        key = sh.key
-        if key is not None and len(key) == len(gs) and all(a is b for a, b in zip(key, gs)):
-            return sh.cat
-        cat = B.xp.concatenate(gs)
-        sh.key, sh.cat, sh.colsum = list(gs), cat, None
-        return cat
-
-    def write_into(self, out):
-        xp = B.xp
-        g = self._gcat()
-        if self.as_ is None:
-            sh = self.sh
-            if len(self.gs) > 1 and sh.cat is g:
-                if sh.colsum is None:
-                    sh.colsum = g.sum(0)
-                out[...] = sh.colsum
-            else:
-                xp.sum(g, axis=0, out=out)
-            return
-        a = self.as_[0] if len(self.as_) == 1 else xp.concatenate(self.as_)
-        _mm(g.T, a, out=out)
-
-    def materialize(self):
-        out = B.xp.empty(self.shape, dtype=self.dtype)
-        self.write_into(out)
-        return out
-
-
 def _param_grads(gs, a_x, a_h, w_ih, w_hh, b_ih, b_hh, sh=None, sh_h=None):
     """Lazy gradients for (weight_ih, weight_hh, bias_ih, bias_hh) from gate gradient(s)
     ``gs`` = (dG for the ih side, dG for the hh side)."""
     gi, gh = gs
-    sh = _Shared() if sh is None else sh
-    sh_h = sh if gh is gi else (_Shared() if sh_h is None else sh_h)
+    sh = SharedRows() if sh is None else sh
+    sh_h = sh if gh is gi else (SharedRows() if sh_h is None else sh_h)
     dt = gi.dtype
-    return (CellParamGrad(sh, [gi], [a_x], w_ih.data.shape, dt) if w_ih is not None else None,
-            CellParamGrad(sh_h, [gh], [a_h], w_hh.data.shape, dt) if w_hh is not None else None,
-            CellParamGrad(sh, [gi], None, b_ih.data.shape, dt) if b_ih is not None else None,
-            CellParamGrad(sh_h, [gh], None, b_hh.data.shape, dt) if b_hh is not None else None)
+    return (StackedParamGrad(sh, [gi], [a_x], w_ih.data.shape, dt) if w_ih is not None else None,
+            StackedParamGrad(sh_h, [gh], [a_h], w_hh.data.shape, dt) if w_hh is not None else None,
+            StackedParamGrad(sh, [gi], None, b_ih.data.shape, dt) if b_ih is not None else None,
+            StackedParamGrad(sh_h, [gh], None, b_hh.data.shape, dt) if b_hh is not None else None)
 
 
 class _StateGrad(LazyGrad):

@@ -79,11 +79,11 @@ def test_linear_bad_input_names_layer_and_shapes():
         lin(lamina.tensor(1.0))
 
 
-@pytest.mark.parametrize("rows", [[3, 5, 2, 4], [3, 600, 2], [700, 1]])
+@pytest.mark.parametrize("rows", [[3, 5, 2, 4], [3, 1100, 2], [1200, 1]])
 @pytest.mark.parametrize("flat", [False, True])
 def test_linear_reused_in_a_loop_merges_weight_grads_like_torch(rows, flat):
     """One Linear applied to several inputs (as an RNN's output layer is, every step): the
-    per-use weight and bias gradients are merged lazily (pieces over 512 rows are not);
+    per-use weight and bias gradients are stacked lazily (pieces over 1024 rows are not);
     also with the weight used by another op, an existing .grad, and the optimizer's
     lazily-zeroed flat gradients (write_into)."""
     lin, t = nn.Linear(6, 4), tnn.Linear(6, 4)
