@@ -8,6 +8,7 @@ from .. import backend as B
 from .. import grad_mode
 from ..autograd.engine import LazyGrad
 from ..tensor import Tensor, _raw_index, plain, result
+from . import workspace
 from .elementwise import _broadcast_error, unbroadcast
 
 _ndarray = B.xp.ndarray
@@ -42,7 +43,7 @@ class SliceGrad(LazyGrad):
             out[index] += g
 
     def materialize(self):
-        z = B.xp.zeros(self.shape, dtype=self.dtype)
+        z = workspace.zeros(self.shape, self.dtype)
         if len(self.parts) == 1:
             index, g = self.parts[0]
             z[index] = g

@@ -29,6 +29,7 @@ from .. import backend as B
 from .. import grad_mode, parallel
 from ..parallel import matmul as _mm
 from ..tensor import plain, result
+from . import workspace
 from .stacked_grad import weight_and_bias_grads
 from .shape import _slice
 
@@ -61,7 +62,7 @@ class _Plan:
             self.counts = (lens[None, :] > t[:, None]).sum(1).tolist()
             self.full = False
         # rows that never run must hold finite zeros (bulk backward passes read them)
-        self.alloc = B.xp.empty if self.full else B.xp.zeros
+        self.alloc = workspace.empty if self.full else workspace.zeros
 
     def slots(self, t):
         """(slot read, slot written) of the state buffer Hs (T+1 slots) at step t."""
@@ -185,107 +186,133 @@ def _rnn_forward(relu, xd, h0, w_ih, w_hh, b_ih, b_hh, plan, k):
 
 # ------------------------------------------------------------------ LSTM
 def _lstm_forward(xd, h0, c0, w_ih, w_hh, b_ih, b_hh, plan, k, need):
+    """Inside both time loops every step's gates and states are held feature-major,
+    (4H, B) and (H, B), so the per-step products are W_hh @ h_prev^T (forward) and
+    W_hh^T @ dgates (backward): measured ~2x and ~1.3x faster in OpenBLAS than
+    h_prev @ W_hh^T and dgates @ W_hh at the char-LSTM's sizes (B 32, H 256), and each
+    gate is one contiguous block for the elementwise work. The outputs (and the gate
+    gradients the bulk weight products read) are written back batch-major."""
     xp = B.xp
     T, Bn, H = plan.T, plan.B, plan.H
     H2, H3, dt = 2 * H, 3 * H, xd.dtype
+    I = xd.shape[2]
     # pre-activations are scaled so that one exp() pass over all four gates serves them:
     # i, f, o rows by -1 (sigmoid(x) = 1 / (1 + exp(-x))) and g rows by -2
     # (tanh(x) = 2 / (1 + exp(-2x)) - 1)
     scale = _lstm_scale(H, dt)
-    wih = w_ih * scale[:, None]
-    whhT = (w_hh * scale[:, None]).T
-    bias = None if b_ih is None else (b_ih + b_hh) * scale
-    A = _input_proj(xd, wih, bias, plan, 4 * H)      # becomes the gate activations i f g o
-    P = plan.alloc((T + 1 + k, Bn, H), dtype=dt)
-    Hs = P[:T + 1]
-    Cs = plan.alloc((T + 1, Bn, H), dtype=dt)
+    if b_ih is None:
+        wih, xa = w_ih * scale[:, None], xd
+    else:  # the bias rides in the input product as a column of ones
+        wih = xp.empty((4 * H, I + 1), dtype=dt)
+        xp.multiply(w_ih, scale[:, None], out=wih[:, :I])
+        xp.multiply(b_ih + b_hh, scale, out=wih[:, I])
+        xa = workspace.empty((T, Bn, I + 1), dt)
+        xa[..., :I] = xd
+        xa[..., I] = 1
+    A = workspace.empty((T, 4 * H, Bn), dt)     # becomes the gate activations i f g o
+    _mm(wih, xa.transpose(0, 2, 1), out=A)
+    whh = workspace.empty(w_hh.shape, dt)
+    xp.multiply(w_hh, scale[:, None], out=whh)
+    Hs = plan.alloc((T + 1, H, Bn), dtype=dt)
+    Cs = plan.alloc((T + 1, H, Bn), dtype=dt)
+    HsN, CsN = Hs.transpose(0, 2, 1), Cs.transpose(0, 2, 1)    # batch-major views
     if need:
         # per-step factors of the backward, computed while the step's gates are in cache:
         # d(pre-activations i f g o) = [dc, dc, dc, dh] * Q and dc += dh * K
-        Q = plan.alloc((T, Bn, 4 * H), dtype=dt)
-        K = plan.alloc((T, Bn, H), dtype=dt)
+        Q = plan.alloc((T, 4 * H, Bn), dtype=dt)
+        K = plan.alloc((T, H, Bn), dtype=dt)
     if not plan.reverse:
-        Hs[0] = h0
-        Cs[0] = c0
-    tmp = xp.empty((Bn, 4 * H), dtype=dt)
-    tmpH = xp.empty((Bn, H), dtype=dt)
+        HsN[0] = h0
+        CsN[0] = c0
+    tmp = xp.empty((4 * H, Bn), dtype=dt)
+    tmpH = xp.empty((H, Bn), dtype=dt)
     rev = plan.reverse
 
-    def rows(lo, hi):
+    def cols(lo, hi):
         with xp.errstate(over="ignore"):  # errstate is per thread
             for t in plan.order:
                 if rev:
-                    _seed_starts(plan, t, ((Hs, h0), (Cs, c0)), lo, hi)
+                    _seed_starts(plan, t, ((HsN, h0), (CsN, c0)), lo, hi)
                 n = min(plan.counts[t], hi)
                 if n <= lo:
                     continue
                 r = slice(lo, n)
                 rd, wr = plan.slots(t)
-                a = A[t, r]
-                tm = tmp[r]
-                xp.matmul(Hs[rd, r], whhT, out=tm)
+                a = A[t, :, r]
+                tm = tmp[:, r]
+                xp.matmul(whh, Hs[rd, :, r], out=tm)
                 a += tm
                 xp.exp(a, out=a)
                 a += 1
                 xp.divide(1, a, out=a)
-                i, f, g, o = a[:, :H], a[:, H:H2], a[:, H2:H3], a[:, H3:]
+                i, f, g, o = a[:H], a[H:H2], a[H2:H3], a[H3:]
                 g *= 2
                 g -= 1
-                cp = Cs[rd, r]
-                c = Cs[wr, r]
+                cp = Cs[rd, :, r]
+                c = Cs[wr, :, r]
                 xp.multiply(f, cp, out=c)
-                tc = tmpH[r]
+                tc = tmpH[:, r]
                 xp.multiply(i, g, out=tc)
                 c += tc
                 xp.tanh(c, out=tc)
-                xp.multiply(o, tc, out=Hs[wr, r])
+                xp.multiply(o, tc, out=Hs[wr, :, r])
                 if need:
-                    q = Q[t, r]
+                    q = Q[t, :, r]
                     xp.subtract(1, a, out=q)
                     q *= a                              # s (1 - s), the g block redone below
-                    q[:, :H] *= g                       # i: g i (1 - i)
-                    q[:, H:H2] *= cp                    # f: c_prev f (1 - f)
-                    q[:, H3:] *= tc                     # o: tanh(c) o (1 - o)
-                    qg = q[:, H2:H3]
+                    q[:H] *= g                          # i: g i (1 - i)
+                    q[H:H2] *= cp                       # f: c_prev f (1 - f)
+                    q[H3:] *= tc                        # o: tanh(c) o (1 - o)
+                    qg = q[H2:H3]
                     xp.multiply(g, g, out=qg)
                     xp.subtract(1, qg, out=qg)
                     qg *= i                             # g: i (1 - g^2)
-                    kk = K[t, r]
+                    kk = K[t, :, r]
                     xp.multiply(tc, tc, out=kk)
                     xp.subtract(1, kk, out=kk)
                     kk *= o                             # o (1 - tanh(c)^2)
-    _by_rows(plan, rows)
-    P[T + 1] = plan.final(Hs, h0)
-    P[T + 2] = plan.final(Cs, c0)
+    _by_rows(plan, cols)
+    P = workspace.empty((T + 1 + k, Bn, H), dt)
+    P[:T + 1] = HsN
+    P[T + 1] = plan.final(HsN, h0)
+    P[T + 2] = plan.final(CsN, c0)
     if not need:
-        return P, Hs, None
+        return P, P[:T + 1], None
 
     def backward(gout, ghn, gcn):
-        dG = plan.alloc((T, Bn, 4 * H), dtype=dt)
-        dG3 = dG.reshape(T, Bn, 4, H)[:, :, :3]
-        Q3 = Q.reshape(T, Bn, 4, H)[:, :, :3]
-        dh = ghn.copy()
-        dc = gcn.copy()
-        th = xp.empty((Bn, H), dtype=dt)
+        dG = plan.alloc((T, Bn, 4 * H), dtype=dt)     # batch-major, for the bulk products
+        whhT = workspace.empty(w_hh.shape[::-1], dt)
+        whhT[...] = w_hh.T
+        gT = None
+        if gout is not None:
+            gT = workspace.empty((T, H, Bn), dt)
+            gT[...] = gout.transpose(0, 2, 1)
+        dh = xp.ascontiguousarray(ghn.T)
+        dc = xp.ascontiguousarray(gcn.T)
+        th = xp.empty((H, Bn), dtype=dt)
+        dgs = xp.empty((4 * H, Bn), dtype=dt)         # one step's gate gradients
+        dgs3 = dgs.reshape(4, H, Bn)[:3]
+        Q3 = Q.reshape(T, 4, H, Bn)[:, :3]
 
-        def rows(lo, hi):
+        def cols(lo, hi):
             for t in reversed(plan.order):
                 n = min(plan.counts[t], hi)
                 if n <= lo:
                     continue
                 r = slice(lo, n)
-                d_h, d_c, tt = dh[r], dc[r], th[r]
-                if gout is not None:
-                    d_h += gout[t, r]
-                xp.multiply(d_h, K[t, r], out=tt)
+                d_h, d_c, tt, dg = dh[:, r], dc[:, r], th[:, r], dgs[:, r]
+                if gT is not None:
+                    d_h += gT[t, :, r]
+                xp.multiply(d_h, K[t, :, r], out=tt)
                 d_c += tt
-                xp.multiply(d_c[:, None, :], Q3[t, r], out=dG3[t, r])
-                xp.multiply(d_h, Q[t, r, H3:], out=dG[t, r, H3:])
-                d_c *= A[t, r, H:H2]
-                xp.matmul(dG[t, r], w_hh, out=d_h)
-        _by_rows(plan, rows)
-        return dG, dG, dh, dc
-    return P, Hs, backward
+                xp.multiply(d_c[None], Q3[t, :, :, r], out=dgs3[..., r])
+                xp.multiply(d_h, Q[t, H3:, r], out=dg[H3:])
+                d_c *= A[t, H:H2, r]
+                xp.matmul(whhT, dg, out=d_h)
+                dG[t, r] = dg.T
+        _by_rows(plan, cols)
+        return dG, dG, xp.ascontiguousarray(dh.T), xp.ascontiguousarray(dc.T)
+    return P, P[:T + 1], backward
 
 
 _LSTM_SCALE = {}
