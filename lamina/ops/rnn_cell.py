@@ -201,47 +201,70 @@ def _gate_vec(H, dtype, which):
     return v
 
 
+def _gates_fm(x, h, w_ih, w_hh, b_ih, b_hh):
+    """(x W_ih^T + h W_hh^T + b_ih + b_hh)^T as one fresh (G, B) array. The products are
+    formed as W @ x^T: OpenBLAS runs W_hh @ h^T ~2x faster than h @ W_hh^T at RNN sizes
+    (B 32, H 256, measured), and each gate becomes a contiguous block of rows."""
+    a = _mm(w_ih, x.T)
+    if h is not None:
+        a += _mm(w_hh, h.T)
+    if b_ih is not None:
+        b = b_ih + b_hh if b_hh is not None else b_ih
+        a += b[:, None]
+    elif b_hh is not None:
+        a += b_hh[:, None]
+    return a
+
+
 def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih=None, bias_hh=None, name="lstm_cell"):
     """One LSTM step (PyTorch's LSTMCell); returns (h', c'), each (B, H).
 
         i, f, g, o = split(x W_ih^T + b_ih + h W_hh^T + b_hh)  (gate order i, f, g, o)
         c' = sigmoid(f) * c + sigmoid(i) * tanh(g);   h' = sigmoid(o) * tanh(c')
+
+    The step is computed feature-major (gates (4H, B), see :func:`_gates_fm`); h' and c'
+    are (B, H) views of (H, B) arrays, so the next step's W_hh @ h'^T reads them
+    contiguously. The backward works batch-major, as the stacked weight gradients want.
     """
     xd, hd, cd = x.data, _data(h), _data(c)
     wi, wh = weight_ih.data, weight_hh.data
     _check(name, xd, hd, cd, wi, wh, 4)
     xp = B.xp
     H = wh.shape[1]
-    a = _gates(xd, hd, wi, wh, _data(bias_ih), _data(bias_hh))
+    a = _gates_fm(xd, hd, wi, wh, _data(bias_ih), _data(bias_hh))
     # all four gates in one exp pass: sigmoid(s * a) with s = 2 on the g block, whose
     # tanh(g) = 2 sigmoid(2g) - 1 is then fixed up (exp is the costly part here)
-    xp.multiply(a, _gate_vec(H, a.dtype, 0), out=a)
+    xp.multiply(a, _gate_vec(H, a.dtype, 0)[:, None], out=a)
     with xp.errstate(over="ignore"):
         xp.exp(a, out=a)
     a += 1
     xp.reciprocal(a, out=a)
-    i, f, gg, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+    i, f, gg, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
     gg *= 2
     gg -= 1
-    hc = xp.empty((2,) + (xd.shape[0], H), dtype=a.dtype)
-    hn, cn = hc[0], hc[1]
-    xp.multiply(i, gg, out=cn)
+    hcT = xp.empty((2, H, xd.shape[0]), dtype=a.dtype)
+    hnT, cnT = hcT[0], hcT[1]
+    xp.multiply(i, gg, out=cnT)
     if cd is not None:
-        cn += f * cd
-    tc = xp.tanh(cn)
-    xp.multiply(o, tc, out=hn)
+        cnT += f * cd.T
+    tcT = xp.tanh(cnT)
+    xp.multiply(o, tcT, out=hnT)
+    hc = hcT.transpose(0, 2, 1)                   # (2, B, H) view
     if grad_mode.enabled:
         gx, gh, gc = x.requires_grad, _needs(h), _needs(c)
         pw = _weights_need(weight_ih, weight_hh, bias_ih, bias_hh)
         if gx or gh or gc or any(p is not None for p in pw):
             def backward(g):
+                ab = xp.ascontiguousarray(a.T)    # (B, 4H) activations i f tanh(g) o
+                tc = xp.ascontiguousarray(tcT.T)
+                i, f, gg, o = ab[:, :H], ab[:, H:2 * H], ab[:, 2 * H:3 * H], ab[:, 3 * H:]
                 dh, dcn = g[0], g[1]
                 dc = tc * tc                      # dc = dc' + dh o (1 - tanh(c')^2)
                 xp.subtract(1, dc, out=dc)
                 dc *= o
                 dc *= dh
                 dc += dcn
-                da = xp.empty_like(a)
+                da = xp.empty_like(ab)
                 xp.multiply(dc, gg, out=da[:, :H])
                 if cd is not None:
                     xp.multiply(dc, cd, out=da[:, H:2 * H])
@@ -249,16 +272,16 @@ def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih=None, bias_hh=None, name="l
                     da[:, H:2 * H] = 0
                 xp.multiply(dc, i, out=da[:, 2 * H:3 * H])
                 xp.multiply(dh, tc, out=da[:, 3 * H:])
-                t = xp.subtract(1, a)             # activation derivatives (1 - a)(a + k)
+                t = xp.subtract(1, ab)            # activation derivatives (1 - a)(a + k)
                 da *= t
-                xp.add(a, _gate_vec(H, a.dtype, 1), out=t)
+                xp.add(ab, _gate_vec(H, ab.dtype, 1), out=t)
                 da *= t
                 dx, dhp = _input_grads(da, da, wi, wh, gx, gh)
                 ha = hd if hd is not None else xp.zeros((xd.shape[0], H), dtype=da.dtype)
                 return (dx, dhp, dc * f if gc else None) + _param_grads((da, da), xd, ha, *pw)
             return _split_state(hc, (x if gx else None, h if gh else None,
                                      c if gc else None) + pw, backward)
-    return plain(hn), plain(cn)
+    return plain(hc[0]), plain(hc[1])
 
 
 # ---------------------------------------------------------------- GRU
