@@ -18,9 +18,10 @@ each step only touches those rows. Finished (or, backwards, not yet started) row
 their state, padded outputs are zero, and the reverse direction starts every sequence at
 its own last valid step.
 
-Internally the gates' rows of the weights are scaled (by -1 for sigmoid gates, by -2 for
-the LSTM's tanh gate g, using tanh(x) = 2 sigmoid(2x) - 1) so that each step evaluates
-the gates with one ``exp`` over a contiguous block and no negation pass.
+Internally the gates' rows of the weights are reordered and scaled so that each step
+evaluates all gates with one transcendental pass over a contiguous block: the LSTM's with
+``tanh`` (sigmoid(x) = (tanh(x/2) + 1) / 2), the GRU's sigmoid gates with ``exp`` of the
+negated pre-activations.
 
 All three outputs are views of one packed array (one graph node); their gradients merge
 through :class:`~lamina.ops.indexing.SliceGrad`.
@@ -196,23 +197,24 @@ def _lstm_forward(xd, h0, c0, w_ih, w_hh, b_ih, b_hh, plan, k, need):
     T, Bn, H = plan.T, plan.B, plan.H
     H2, H3, dt = 2 * H, 3 * H, xd.dtype
     I = xd.shape[2]
-    # pre-activations are scaled so that one exp() pass over all four gates serves them:
-    # i, f, o rows by -1 (sigmoid(x) = 1 / (1 + exp(-x))) and g rows by -2
-    # (tanh(x) = 2 / (1 + exp(-2x)) - 1)
-    scale = _lstm_scale(H, dt)
+    # inside the loops the gate rows are ordered i, f, o, g (the sigmoid gates together)
+    # and scaled so that one tanh() pass serves all four: sigmoid(x) = (tanh(x/2) + 1) / 2,
+    # so the i, f, o rows are halved
+    perm, scale = _lstm_perm_scale(H, dt)
     if b_ih is None:
-        wih, xa = w_ih * scale[:, None], xd
+        wih, xa = w_ih[perm] * scale[:, None], xd
     else:  # the bias rides in the input product as a column of ones
         wih = xp.empty((4 * H, I + 1), dtype=dt)
-        xp.multiply(w_ih, scale[:, None], out=wih[:, :I])
-        xp.multiply(b_ih + b_hh, scale, out=wih[:, I])
+        xp.multiply(w_ih[perm], scale[:, None], out=wih[:, :I])
+        xp.multiply((b_ih + b_hh)[perm], scale, out=wih[:, I])
         xa = workspace.empty((T, Bn, I + 1), dt)
         xa[..., :I] = xd
         xa[..., I] = 1
     A = workspace.empty((T, 4 * H, Bn), dt)     # becomes the gate activations i f g o
     _mm(wih, xa.transpose(0, 2, 1), out=A)
     whh = workspace.empty(w_hh.shape, dt)
-    xp.multiply(w_hh, scale[:, None], out=whh)
+    xp.take(w_hh, perm, axis=0, out=whh)
+    whh *= scale[:, None]
     Hs = plan.alloc((T + 1, H, Bn), dtype=dt)
     Cs = plan.alloc((T + 1, H, Bn), dtype=dt)
     HsN, CsN = Hs.transpose(0, 2, 1), Cs.transpose(0, 2, 1)    # batch-major views
@@ -229,48 +231,50 @@ def _lstm_forward(xd, h0, c0, w_ih, w_hh, b_ih, b_hh, plan, k, need):
     rev = plan.reverse
 
     def cols(lo, hi):
-        with xp.errstate(over="ignore"):  # errstate is per thread
-            for t in plan.order:
-                if rev:
-                    _seed_starts(plan, t, ((HsN, h0), (CsN, c0)), lo, hi)
-                n = min(plan.counts[t], hi)
-                if n <= lo:
-                    continue
-                r = slice(lo, n)
-                rd, wr = plan.slots(t)
-                a = A[t, :, r]
-                tm = tmp[:, r]
-                xp.matmul(whh, Hs[rd, :, r], out=tm)
-                a += tm
-                xp.exp(a, out=a)
-                a += 1
-                xp.divide(1, a, out=a)
-                i, f, g, o = a[:H], a[H:H2], a[H2:H3], a[H3:]
-                g *= 2
-                g -= 1
-                cp = Cs[rd, :, r]
-                c = Cs[wr, :, r]
-                xp.multiply(f, cp, out=c)
-                tc = tmpH[:, r]
-                xp.multiply(i, g, out=tc)
-                c += tc
-                xp.tanh(c, out=tc)
-                xp.multiply(o, tc, out=Hs[wr, :, r])
-                if need:
-                    q = Q[t, :, r]
-                    xp.subtract(1, a, out=q)
-                    q *= a                              # s (1 - s), the g block redone below
-                    q[:H] *= g                          # i: g i (1 - i)
-                    q[H:H2] *= cp                       # f: c_prev f (1 - f)
-                    q[H3:] *= tc                        # o: tanh(c) o (1 - o)
-                    qg = q[H2:H3]
-                    xp.multiply(g, g, out=qg)
-                    xp.subtract(1, qg, out=qg)
-                    qg *= i                             # g: i (1 - g^2)
-                    kk = K[t, :, r]
-                    xp.multiply(tc, tc, out=kk)
-                    xp.subtract(1, kk, out=kk)
-                    kk *= o                             # o (1 - tanh(c)^2)
+        for t in plan.order:
+            if rev:
+                _seed_starts(plan, t, ((HsN, h0), (CsN, c0)), lo, hi)
+            n = min(plan.counts[t], hi)
+            if n <= lo:
+                continue
+            r = slice(lo, n)
+            rd, wr = plan.slots(t)
+            a = A[t, :, r]
+            tm = tmp[:, r]
+            xp.matmul(whh, Hs[rd, :, r], out=tm)
+            a += tm
+            xp.tanh(a, out=a)
+            sg = a[:H3]
+            sg *= 0.5
+            sg += 0.5
+            i, f, o, g = a[:H], a[H:H2], a[H2:H3], a[H3:]
+            cp = Cs[rd, :, r]
+            c = Cs[wr, :, r]
+            xp.multiply(f, cp, out=c)
+            tc = tmpH[:, r]
+            xp.multiply(i, g, out=tc)
+            c += tc
+            xp.tanh(c, out=tc)
+            xp.multiply(o, tc, out=Hs[wr, :, r])
+            if need:
+                q = Q[t, :, r]                      # PyTorch's order i, f, g, o
+                qif = q[:H2]
+                xp.subtract(1, a[:H2], out=qif)
+                qif *= a[:H2]                       # s (1 - s)
+                q[:H] *= g                          # i: g i (1 - i)
+                q[H:H2] *= cp                       # f: c_prev f (1 - f)
+                qo = q[H3:]
+                xp.subtract(1, o, out=qo)
+                qo *= o
+                qo *= tc                            # o: tanh(c) o (1 - o)
+                qg = q[H2:H3]
+                xp.multiply(g, g, out=qg)
+                xp.subtract(1, qg, out=qg)
+                qg *= i                             # g: i (1 - g^2)
+                kk = K[t, :, r]
+                xp.multiply(tc, tc, out=kk)
+                xp.subtract(1, kk, out=kk)
+                kk *= o                             # o (1 - tanh(c)^2)
     _by_rows(plan, cols)
     P = workspace.empty((T + 1 + k, Bn, H), dt)
     P[:T + 1] = HsN
@@ -315,17 +319,22 @@ def _lstm_forward(xd, h0, c0, w_ih, w_hh, b_ih, b_hh, plan, k, need):
     return P, P[:T + 1], backward
 
 
-_LSTM_SCALE = {}
+_LSTM_PERM_SCALE = {}
 
 
-def _lstm_scale(H, dt):
+def _lstm_perm_scale(H, dt):
+    """Row order i, f, o, g of PyTorch's i, f, g, o blocks, and the factors 1/2 (sigmoid
+    gates) and 1 (g) that precede the single tanh pass."""
     key = (H, dt)
-    s = _LSTM_SCALE.get(key)
-    if s is None:
-        s = B.xp.full(4 * H, -1.0, dtype=dt)
-        s[2 * H:3 * H] = -2.0
-        _LSTM_SCALE[key] = s
-    return s
+    ps = _LSTM_PERM_SCALE.get(key)
+    if ps is None:
+        xp = B.xp
+        r = xp.arange(H)
+        perm = xp.concatenate([r, r + H, r + 3 * H, r + 2 * H])
+        scale = xp.full(4 * H, 0.5, dtype=dt)
+        scale[3 * H:] = 1.0
+        ps = _LSTM_PERM_SCALE[key] = (perm, scale)
+    return ps
 
 
 # ------------------------------------------------------------------ GRU
