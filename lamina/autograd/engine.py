@@ -114,6 +114,11 @@ def _run_hooks(t, g):
     return g
 
 
+# counts backward passes: within one pass no parameter can change, so an op may cache
+# something derived from a weight (e.g. a contiguous transpose) for the rest of the pass
+passes = 0
+
+
 def execute(roots, root_grads, retain_graph=False, capture=None):
     """Backpropagate ``root_grads`` from ``roots``.
 
@@ -121,6 +126,8 @@ def execute(roots, root_grads, retain_graph=False, capture=None):
     gradients reaching those tensors are returned instead, in order (None where none
     arrives). Otherwise leaves accumulate and None is returned.
     """
+    global passes
+    passes += 1
     deps = _count_consumers(roots)
     grads = {}
     for r, g in zip(roots, root_grads):
