@@ -185,8 +185,6 @@ def rnn_cell(x, h, weight_ih, weight_hh, bias_ih=None, bias_hh=None, nonlinearit
 
 
 # ---------------------------------------------------------------- LSTM
-_GATE_VECS = {}
-
 
 def _gates_fm(x, h, w_ih, w_hh, b_ih, b_hh):
     """(x W_ih^T + h W_hh^T + b_ih + b_hh)^T as one fresh (G, B) array. The products are
@@ -224,18 +222,6 @@ def _transposed(*ws):
     return wt
 
 
-def _lstm_scale(H, dtype):
-    """(4H, 1) factors before the single tanh pass: 1/2 on the sigmoid gates i, f, o
-    (sigmoid(x) = (tanh(x/2) + 1) / 2), 1 on g."""
-    key = (H, dtype, "tanh")
-    v = _GATE_VECS.get(key)
-    if v is None:
-        v = B.xp.full((4 * H, 1), 0.5, dtype=dtype)
-        v[2 * H:3 * H] = 1
-        _GATE_VECS[key] = v
-    return v
-
-
 def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih=None, bias_hh=None, name="lstm_cell"):
     """One LSTM step (PyTorch's LSTMCell); returns (h', c'), each (B, H).
 
@@ -254,9 +240,12 @@ def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih=None, bias_hh=None, name="l
     H = wh.shape[1]
     H2, H3 = 2 * H, 3 * H
     a = _gates_fm(xd, hd, wi, wh, _data(bias_ih), _data(bias_hh))
-    a *= _lstm_scale(H, a.dtype)                  # one tanh pass serves all four gates
+    # one tanh pass serves all four gates: sigmoid(x) = (tanh(x/2) + 1) / 2 on i, f, o
+    sig = (a[:H2], a[H3:])
+    for s in sig:
+        s *= 0.5
     xp.tanh(a, out=a)
-    for s in (a[:H2], a[H3:]):
+    for s in sig:
         s *= 0.5
         s += 0.5
     i, f, gg, o = a[:H], a[H:H2], a[H2:H3], a[H3:]
