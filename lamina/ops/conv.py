@@ -107,6 +107,35 @@ class _Geometry:
         self.nb = max(1, -(-N // chunks))  # chunks of equal size
 
 
+# weight-gradient products g @ cols^T with at most this many outputs, over a long inner
+# dimension, are cut into pieces of about _PIECE inner terms (a batch of products plus a
+# sum): OpenBLAS ran such products 2-4x faster that way here (e.g. 6 x 25 outputs over
+# 41k terms: 1.6 ms whole, 0.4 ms in 64 pieces)
+_SMALL_OUT = 1024
+_PIECE = 640
+
+
+def _grad_product(g, cols):
+    """g @ cols^T for g: (G, Co, L), cols: (G, CK, L) -> (G, Co, CK), possibly a view.
+
+    Formed as (cols @ g^T)^T, which measured 1.3-4x faster in OpenBLAS than g @ cols^T for
+    the thin, long products of convolutions (e.g. 16 x 150 outputs over 7k terms: 0.58
+    vs 2.7 ms), and in pieces when the output is tiny and the inner dimension long."""
+    xp = B.xp
+    G, Co, L = g.shape
+    CK = cols.shape[1]
+    s = L // _PIECE
+    if G == 1 and Co * CK <= _SMALL_OUT and s >= 8:
+        n = s * _PIECE
+        c2, g2 = cols[0], g[0]
+        out = xp.matmul(c2[:, :n].reshape(CK, s, _PIECE).transpose(1, 0, 2),
+                        g2[:, :n].reshape(Co, s, _PIECE).transpose(1, 2, 0)).sum(0)
+        if n < L:
+            out += c2[:, n:] @ g2[:, n:].T
+        return out.T[None]
+    return xp.matmul(cols, g.swapaxes(1, 2)).swapaxes(1, 2)
+
+
 def _engine(geo, w, x=None, g=None, want_y=False, want_dx=False, want_dw=False,
             y_bias=None, dx_bias=None):
     """Run one pass over the batch in chunks, the batch split between threads.
@@ -169,8 +198,6 @@ def _engine(geo, w, x=None, g=None, want_y=False, want_dx=False, want_dw=False,
         if need_g:
             gbuf = _buffer("g", Co * nb * Ogp, dtype)
             gbuf.fill(0)  # entries off the output grid stay zero
-        if want_dw:
-            tmp = xp.empty_like(dw)
         if corr:
             gpad = _buffer("gpad", Co * row, dtype)
             gpad.fill(0)
@@ -203,8 +230,7 @@ def _engine(geo, w, x=None, g=None, want_y=False, want_dx=False, want_dw=False,
                 gm.reshape((Co, m) + Og)[gcrop] = g[n0:n1].swapaxes(0, 1)
                 gm = gm.reshape(G, Cog, m * Ogp)
             if want_dw:
-                xp.matmul(gm, cols.swapaxes(1, 2), out=tmp)
-                dw += tmp
+                dw += _grad_product(gm, cols)
             if not want_dx:
                 continue
             if corr:
