@@ -241,7 +241,7 @@ def _lstm_forward(xd, h0, c0, w_ih, w_hh, b_ih, b_hh, plan, k, need):
             rd, wr = plan.slots(t)
             a = A[t, :, r]
             tm = tmp[:, r]
-            xp.matmul(whh, Hs[rd, :, r], out=tm)
+            _mm(whh, Hs[rd, :, r], out=tm)
             a += tm
             xp.tanh(a, out=a)
             sg = a[:H3]
@@ -275,7 +275,7 @@ def _lstm_forward(xd, h0, c0, w_ih, w_hh, b_ih, b_hh, plan, k, need):
                 xp.multiply(tc, tc, out=kk)
                 xp.subtract(1, kk, out=kk)
                 kk *= o                             # o (1 - tanh(c)^2)
-    _by_rows(plan, cols)
+    cols(0, Bn)  # with lamina threads the per-step product is cut by gate rows
     P = workspace.empty((T + 1 + k, Bn, H), dt)
     P[:T + 1] = HsN
     P[T + 1] = plan.final(HsN, h0)
@@ -312,9 +312,9 @@ def _lstm_forward(xd, h0, c0, w_ih, w_hh, b_ih, b_hh, plan, k, need):
                 xp.multiply(d_c[None], Q3[t, :, :, r], out=dgs3[..., r])
                 xp.multiply(d_h, Q[t, H3:, r], out=dg[H3:])
                 d_c *= A[t, H:H2, r]
-                xp.matmul(whhT, dg, out=d_h)
+                _mm(whhT, dg, out=d_h)
                 dG[t, r] = dg.T
-        _by_rows(plan, cols)
+        cols(0, Bn)
         return dG, dG, xp.ascontiguousarray(dh.T), xp.ascontiguousarray(dc.T)
     return P, P[:T + 1], backward
 
