@@ -18,7 +18,7 @@ from .. import backend as B
 
 MIN_BYTES = 1 << 20
 PER_SIZE = 4
-MAX_BYTES = 512 << 20
+MAX_BYTES = 256 << 20
 
 _kept = {}          # (nbytes, dtype) -> [flat arrays]
 _kept_bytes = 0
