@@ -374,3 +374,25 @@ def test_cell_rejects_a_dtype_other_than_its_parameters(cls):
         h = lamina.zeros(2, 4, dtype=lamina.float64)
         cell(lamina.randn(2, 3), (h, lamina.zeros(2, 4)) if cls == "LSTMCell" else h)
     assert cell.double()(lamina.randn(2, 3, dtype=lamina.float64))[0].dtype == lamina.float64
+
+
+def test_lstm_cell_backward_sees_weights_changed_in_place_between_passes():
+    """The cell caches W^T for the rest of one backward pass; a weight edited in place
+    (same array) before the next pass must be used there, as torch does."""
+    cell, t = _torch_pair("lstm")
+    cell.double()
+    t.double()
+    xs = [np.random.default_rng(k).standard_normal((3, 5)) for k in range(4)]
+    for scale in (1.0, -0.5):
+        cell.weight_hh.numpy()[...] *= scale       # in place: the same array object
+        cell.weight_ih.numpy()[...] *= scale
+        with torch.no_grad():
+            t.weight_hh.mul_(scale)
+            t.weight_ih.mul_(scale)
+        cell.zero_grad()
+        t.zero_grad()
+        _seq_loss(cell, xs, lamina.tensor).backward()
+        _seq_loss(t, xs, torch.tensor).backward()
+        for name, p in t.named_parameters():
+            np.testing.assert_allclose(getattr(cell, name).grad.numpy(), p.grad.numpy(),
+                                       rtol=1e-8, atol=1e-10, err_msg=f"{name} x{scale}")
