@@ -12,9 +12,10 @@ def two_threads(monkeypatch):
     if parallel._blas is None:
         pytest.skip("NumPy is not linked to its bundled OpenBLAS here")
     monkeypatch.setattr(parallel, "_MATMUL_MIN", 1 << 10)  # split small test products too
+    start = parallel.get_num_threads()     # 1 unless $LAMINA_NUM_THREADS says otherwise
     parallel.set_num_threads(2)
     yield
-    parallel.set_num_threads(1)
+    parallel.set_num_threads(start)
 
 
 def test_set_num_threads_validates_and_controls_openblas():
@@ -22,14 +23,16 @@ def test_set_num_threads_validates_and_controls_openblas():
         parallel.set_num_threads(0)
     if parallel._blas is None:
         pytest.skip("NumPy is not linked to its bundled OpenBLAS here")
-    before = parallel._blas[1]()
+    start, before = parallel.get_num_threads(), parallel._blas[1]()
     parallel.set_num_threads(2)
     try:
         assert parallel.get_num_threads() == 2
         assert parallel._blas[1]() == 1  # lamina splits, OpenBLAS runs single-threaded
-    finally:
         parallel.set_num_threads(1)
-    assert parallel._blas[1]() == parallel._blas_default == before
+        assert parallel._blas[1]() == parallel._blas_default  # OpenBLAS's own threads back
+    finally:
+        parallel.set_num_threads(start)
+    assert parallel._blas[1]() == before
 
 
 def test_run_returns_in_order_and_raises_after_all_parts():
