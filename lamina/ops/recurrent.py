@@ -29,7 +29,7 @@ All three outputs are views of one packed array (one graph node); their gradient
 through :class:`~lamina.ops.indexing.SliceGrad`.
 """
 from .. import backend as B
-from .. import grad_mode, parallel
+from .. import grad_mode
 from ..parallel import matmul as _mm
 from ..tensor import plain, result
 from . import workspace
@@ -37,8 +37,6 @@ from .stacked_grad import weight_and_bias_grads
 from .shape import _slice
 
 GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
-# fewest batch rows a thread takes in the time loops
-_MIN_ROWS = 8
 
 
 def _sigmoid_of_neg_(a):
@@ -108,16 +106,6 @@ def _seed_starts(plan, t, pairs, lo=0, hi=None):
     elif t == plan.T - 1:
         for buf, init in pairs:
             buf[plan.T, lo:hi] = init[lo:hi]
-
-
-def _by_rows(plan, loop):
-    """Run ``loop(lo, hi)`` (a whole time loop over batch rows [lo, hi)) with the batch
-    split between threads: every step only touches its own rows, so parts are
-    independent. Measured: two threads of 16 rows each beat one thread of 32 rows (and
-    OpenBLAS's two threads on the per-step product) on the char-LSTM step."""
-    parts = parallel.parts_for(plan.B // _MIN_ROWS)
-    cuts = [plan.B * i // parts for i in range(parts + 1)]
-    parallel.run(lambda i: loop(cuts[i], cuts[i + 1]), parts)
 
 
 def _input_proj(xd, w, bias, plan, G):
