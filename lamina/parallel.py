@@ -5,8 +5,8 @@ NumPy releases the GIL inside its copy and ufunc loops and around BLAS calls, so
 threads can run large array statements at the same time. With ``n > 1`` threads lamina
 cuts its heaviest work into ``n`` independent parts itself: a convolution's batch (patch
 copies and products, forward and backward), large matrix products (:func:`matmul`,
-along the batch, M or N) and the recurrent layers' time loops (batch rows), and runs
-OpenBLAS single-threaded, process-wide. Single-threaded OpenBLAS is the point: after a
+along the batch, M or N; this includes the fused LSTM's per-step products, cut by gate
+rows), and runs OpenBLAS single-threaded, process-wide. Single-threaded OpenBLAS is the point: after a
 multi-threaded call OpenBLAS's worker threads keep spinning for a while, and lamina's
 threads running next to them lost more than they gained.
 
