@@ -93,19 +93,16 @@ class _Plan:
         return Hs[self.lens, B.xp.arange(self.B)]
 
 
-def _seed_starts(plan, t, pairs, lo=0, hi=None):
-    """Reverse direction: rows (of [lo, hi)) starting at step t read their initial state."""
-    hi = plan.B if hi is None else hi
+def _seed_starts(plan, t, pairs):
+    """Reverse direction: rows starting at step t read their initial state."""
     if not plan.full:
         a, b = plan.start(t)
-        a, b = max(a, lo), min(b, hi)
         if a < b:
-            rd = t + 1
             for buf, init in pairs:
-                buf[rd, a:b] = init[a:b]
+                buf[t + 1, a:b] = init[a:b]
     elif t == plan.T - 1:
         for buf, init in pairs:
-            buf[plan.T, lo:hi] = init[lo:hi]
+            buf[plan.T] = init
 
 
 def _input_proj(xd, w, bias, plan, G):
@@ -224,50 +221,49 @@ def _lstm_forward(xd, h0, c0, w_ih, w_hh, b_ih, b_hh, plan, k, need):
     tmpH = xp.empty((H, Bn), dtype=dt)
     rev = plan.reverse
 
-    def cols(lo, hi):
-        for t in plan.order:
-            if rev:
-                _seed_starts(plan, t, ((HsN, h0), (CsN, c0)), lo, hi)
-            n = min(plan.counts[t], hi)
-            if n <= lo:
-                continue
-            r = slice(lo, n)
-            rd, wr = plan.slots(t)
-            a = A[t, :, r]
-            _mm(wcat, Z[rd, :, r], out=a)
-            xp.tanh(a, out=a)
-            sg = a[:H3]
-            sg *= 0.5
-            sg += 0.5
-            i, f, o, g = a[:H], a[H:H2], a[H2:H3], a[H3:]
-            cp = Cs[rd, :, r]
-            c = Cs[wr, :, r]
-            xp.multiply(f, cp, out=c)
-            tc = tmpH[:, r]
-            xp.multiply(i, g, out=tc)
-            c += tc
-            xp.tanh(c, out=tc)
-            xp.multiply(o, tc, out=Hs[wr, :, r])
-            if need:
-                q = Q[t, :, r]                      # PyTorch's order i, f, g, o
-                qif = q[:H2]
-                xp.subtract(1, a[:H2], out=qif)
-                qif *= a[:H2]                       # s (1 - s)
-                q[:H] *= g                          # i: g i (1 - i)
-                q[H:H2] *= cp                       # f: c_prev f (1 - f)
-                qo = q[H3:]
-                xp.subtract(1, o, out=qo)
-                qo *= o
-                qo *= tc                            # o: tanh(c) o (1 - o)
-                qg = q[H2:H3]
-                xp.multiply(g, g, out=qg)
-                xp.subtract(1, qg, out=qg)
-                qg *= i                             # g: i (1 - g^2)
-                kk = K[t, :, r]
-                xp.multiply(tc, tc, out=kk)
-                xp.subtract(1, kk, out=kk)
-                kk *= o                             # o (1 - tanh(c)^2)
-    cols(0, Bn)  # with lamina threads the per-step product is cut by gate rows
+    # one pass over time (with lamina threads, _mm cuts the per-step product by gate rows)
+    for t in plan.order:
+        if rev:
+            _seed_starts(plan, t, ((HsN, h0), (CsN, c0)))
+        n = plan.counts[t]
+        if n == 0:
+            continue
+        r = slice(0, n)
+        rd, wr = plan.slots(t)
+        a = A[t, :, r]
+        _mm(wcat, Z[rd, :, r], out=a)
+        xp.tanh(a, out=a)
+        sg = a[:H3]
+        sg *= 0.5
+        sg += 0.5
+        i, f, o, g = a[:H], a[H:H2], a[H2:H3], a[H3:]
+        cp = Cs[rd, :, r]
+        c = Cs[wr, :, r]
+        xp.multiply(f, cp, out=c)
+        tc = tmpH[:, r]
+        xp.multiply(i, g, out=tc)
+        c += tc
+        xp.tanh(c, out=tc)
+        xp.multiply(o, tc, out=Hs[wr, :, r])
+        if need:
+            q = Q[t, :, r]                      # PyTorch's order i, f, g, o
+            qif = q[:H2]
+            xp.subtract(1, a[:H2], out=qif)
+            qif *= a[:H2]                       # s (1 - s)
+            q[:H] *= g                          # i: g i (1 - i)
+            q[H:H2] *= cp                       # f: c_prev f (1 - f)
+            qo = q[H3:]
+            xp.subtract(1, o, out=qo)
+            qo *= o
+            qo *= tc                            # o: tanh(c) o (1 - o)
+            qg = q[H2:H3]
+            xp.multiply(g, g, out=qg)
+            xp.subtract(1, qg, out=qg)
+            qg *= i                             # g: i (1 - g^2)
+            kk = K[t, :, r]
+            xp.multiply(tc, tc, out=kk)
+            xp.subtract(1, kk, out=kk)
+            kk *= o                             # o (1 - tanh(c)^2)
     P = workspace.empty((T + 1 + k, Bn, H), dt)
     P[:T + 1] = HsN
     P[T + 1] = plan.final(HsN, h0)
@@ -290,23 +286,21 @@ def _lstm_forward(xd, h0, c0, w_ih, w_hh, b_ih, b_hh, plan, k, need):
         dgs3 = dgs.reshape(4, H, Bn)[:3]
         Q3 = Q.reshape(T, 4, H, Bn)[:, :3]
 
-        def cols(lo, hi):
-            for t in reversed(plan.order):
-                n = min(plan.counts[t], hi)
-                if n <= lo:
-                    continue
-                r = slice(lo, n)
-                d_h, d_c, tt, dg = dh[:, r], dc[:, r], th[:, r], dgs[:, r]
-                if gT is not None:
-                    d_h += gT[t, :, r]
-                xp.multiply(d_h, K[t, :, r], out=tt)
-                d_c += tt
-                xp.multiply(d_c[None], Q3[t, :, :, r], out=dgs3[..., r])
-                xp.multiply(d_h, Q[t, H3:, r], out=dg[H3:])
-                d_c *= A[t, H:H2, r]
-                _mm(whhT, dg, out=d_h)
-                dG[t, r] = dg.T
-        cols(0, Bn)
+        for t in reversed(plan.order):
+            n = plan.counts[t]
+            if n == 0:
+                continue
+            r = slice(0, n)
+            d_h, d_c, tt, dg = dh[:, r], dc[:, r], th[:, r], dgs[:, r]
+            if gT is not None:
+                d_h += gT[t, :, r]
+            xp.multiply(d_h, K[t, :, r], out=tt)
+            d_c += tt
+            xp.multiply(d_c[None], Q3[t, :, :, r], out=dgs3[..., r])
+            xp.multiply(d_h, Q[t, H3:, r], out=dg[H3:])
+            d_c *= A[t, H:H2, r]
+            _mm(whhT, dg, out=d_h)
+            dG[t, r] = dg.T
         return dG, dG, xp.ascontiguousarray(dh.T), xp.ascontiguousarray(dc.T)
     return P, P[:T + 1], backward
 

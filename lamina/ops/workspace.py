@@ -10,6 +10,8 @@ tells), and otherwise makes a new one and keeps it for next time.
 Only arrays of at least ``MIN_BYTES`` are kept (the allocator's free lists serve small
 ones well), at most ``PER_SIZE`` of each size and ``MAX_BYTES`` in all; ``clear()`` drops
 them. On other backends (CuPy has its own memory pool) this is plain ``xp.empty``.
+(The convolution engine's ``conv._buffer`` is the per-call form of the same idea: its
+scratch arrays never leave one call, so it reuses them without this check.)
 """
 import sys
 import threading
