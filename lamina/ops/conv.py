@@ -30,6 +30,7 @@ import threading
 from .. import backend as B
 from .. import grad_mode, parallel
 from ..tensor import Tensor, plain, result
+from . import conv_shift
 
 # elements of one chunk's patch matrix (4 MiB in float32): measured fastest at 2^19..2^21
 _CHUNK = 1 << 20
@@ -38,6 +39,10 @@ _CHUNK = 1 << 20
 _KEEP = 1 << 21
 _scratch = threading.local()
 _CORR = None  # None: choose the input-gradient method by shape; True/False force one (tests)
+# stride-1 single-group convolutions with at least this many input and output channels
+# run as shifted products (conv_shift); None/True/False: by shape / wherever possible / never
+_SHIFT_MIN = 16
+_SHIFT = None
 
 
 def _buffer(name, n, dtype):
@@ -64,7 +69,7 @@ class _Geometry:
 
     __slots__ = ("N", "C", "S", "Co", "K", "stride", "dilation", "pad", "groups", "O", "Sp",
                  "St", "P", "Og", "Kp", "Ogp", "tail", "nb", "corr", "front", "Qg", "Qgp",
-                 "q0", "qcrop")
+                 "q0", "qcrop", "shift")
 
     def __init__(self, N, C, S, Co, K, stride, dilation, pad, groups, O):
         self.N, self.C, self.S, self.Co, self.K = N, C, S, Co, K
@@ -105,6 +110,10 @@ class _Geometry:
         per_image = self.Kp * max(C * self.Ogp, Co * self.Qgp if self.corr else 0)
         chunks = max(1, -(-N // max(1, _CHUNK // max(per_image, 1))))
         self.nb = max(1, -(-N // chunks))  # chunks of equal size
+        self.shift = None  # the shifted-product layout, when that engine applies
+        if _SHIFT is not False and groups == 1 and all(s == 1 for s in stride) \
+                and conv_shift.Layout.fits(self) and (_SHIFT or min(C, Co) >= _SHIFT_MIN):
+            self.shift = conv_shift.Layout(self, _CHUNK)
 
 
 # weight-gradient products g @ cols^T with at most this many outputs, over a long inner
@@ -145,6 +154,9 @@ def _engine(geo, w, x=None, g=None, want_y=False, want_dx=False, want_dw=False,
     needed for ``want_dx`` and ``want_dw``. Returns (y, dx, dw) with y: (N, Co, *O),
     dx: (N, C, *S), dw: w's shape; biases are added to y / dx when given.
     """
+    if geo.shift is not None and conv_shift.usable(w.dtype):
+        return conv_shift.engine(geo, geo.shift, w, x, g, want_y, want_dx, want_dw, y_bias,
+                                 dx_bias)
     xp = B.xp
     as_strided = xp.lib.stride_tricks.as_strided
     N, C, Co, G, K, S, Sp, Og, O = geo.N, geo.C, geo.Co, geo.groups, geo.K, geo.S, geo.Sp, \

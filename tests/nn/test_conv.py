@@ -135,6 +135,71 @@ def test_conv_input_gradient_path_choice():
     assert not geo(6, (1, 1)).corr and not geo(32, (1, 1), groups=32).corr
 
 
+
+SHIFT_CASES = {
+    # stride-1, single-group cases the shifted-product engine takes when forced
+    "1d_pad_dil": (1, (2, 3, 9), (4, 3, 3), True, dict(padding=(2,), dilation=2)),
+    "2d_same": (2, (2, 3, 6, 5), (4, 3, 3, 3), True, dict(padding=1)),
+    "2d_asym_pairs": (2, (1, 2, 5, 7), (3, 2, 2, 3), False, dict(padding=((0, 1), (2, 0)))),
+    "2d_same_even_dil": (2, (2, 2, 7, 6), (2, 2, 2, 4), True,
+                         dict(padding="same", dilation=(3, 2))),
+    "2d_valid": (2, (3, 2, 6, 5), (3, 2, 3, 3), True, dict(padding="valid")),
+    "2d_kernel_fills_padded_input": (2, (2, 2, 3, 3), (3, 2, 5, 5), True, dict(padding=1)),
+    "2d_1x1": (2, (2, 4, 3, 5), (3, 4, 1, 1), True, {}),
+    "3d": (3, (2, 2, 3, 4, 3), (3, 2, 2, 3, 2), True, dict(padding=(1, 0, 1))),
+}
+
+
+@DTYPES
+@pytest.mark.parametrize("case", list(SHIFT_CASES))
+def test_conv_shifted_products_engine(case, tol, monkeypatch):
+    """Force the shifted-product engine (conv_shift) on small cases: values and all
+    gradients against torch, float64 gradcheck, and that the engine really ran."""
+    import lamina.ops.conv_shift as shift_ops
+    if not shift_ops.usable(np.dtype(tol["dtype"])):
+        pytest.skip("no bundled OpenBLAS to call")
+    calls = []
+    engine = shift_ops.engine
+    monkeypatch.setattr(shift_ops, "engine", lambda *a, **k: calls.append(1) or engine(*a, **k))
+    monkeypatch.setattr(conv_ops, "_SHIFT", True)
+    D, xs, ws, bias, kw = SHIFT_CASES[case]
+    arrays = (rand(*xs, seed=31), _w(*ws)) + ((_w(ws[0], seed=32),) if bias else ())
+    pairs = kw.get("padding")
+    if isinstance(pairs, tuple) and isinstance(pairs[0], tuple):  # lamina-only (lo, hi) form
+        flat = tuple(p for lo_hi in reversed(pairs) for p in lo_hi)
+        check_op(lambda *t: F.conv2d(*t, padding=pairs),
+                 lambda x, *wb: TF.conv2d(TF.pad(x, flat), *wb), *arrays, **tol)
+    else:
+        _check_conv(D, *arrays if bias else arrays + (None,), tol, **kw)
+    assert len(calls) >= 2  # the forward and the backward
+
+
+@DTYPES
+def test_conv_shifted_products_chunks_and_transpose(tol, monkeypatch):
+    """Several chunks with a short last one, wide layers, and the stride-1 transposed
+    convolution (whose forward is the shifted engine's input gradient)."""
+    monkeypatch.setattr(conv_ops, "_SHIFT", True)
+    x, w, b = rand(7, 5, 6, 5, seed=33), _w(6, 5, 3, 3), _w(6, seed=34)
+    for chunk in (300, 2000, 1 << 20):
+        monkeypatch.setattr(conv_ops, "_CHUNK", chunk)
+        _check_conv(2, x, w, b, tol, check_grad=tol is F64, padding=1)
+    check_op(lambda *t: F.conv_transpose2d(*t, padding=1),
+             lambda *t: TF.conv_transpose2d(*t, padding=1), rand(3, 4, 5, 4, seed=35),
+             _w(4, 2, 3, 3), _w(2, seed=36), **tol)
+    monkeypatch.setattr(conv_ops, "_SHIFT", None)
+    if tol is F32:  # chosen by shape for wide layers
+        _check_conv(2, rand(3, 16, 9, 8, seed=37), _w(16, 16, 3, 3), _w(16), tol, padding=1)
+
+
+def test_conv_shifted_products_choice():
+    def geo(C, Co, stride=(1, 1), groups=1, pad=((1, 1),) * 2):
+        return conv_ops._Geometry(2, C, (8, 8), Co, (3, 3), stride, (1, 1), pad, groups,
+                                  (8, 8))
+    assert geo(32, 32).shift is not None
+    assert geo(32, 8).shift is None and geo(8, 32).shift is None  # short products
+    assert geo(32, 32, stride=(2, 1)).shift is None and geo(32, 32, groups=2).shift is None
+    assert geo(32, 32, pad=((3, 3), (1, 1))).shift is None  # outputs beyond the grid
+
 @DTYPES
 def test_conv_unbatched_input(tol):
     _check_conv(2, rand(3, 6, 5, seed=6), _w(4, 3, 3, 3), _w(4, seed=7), tol, padding=1)
