@@ -3,6 +3,7 @@
 Tensors record the operations applied to them; ``loss.backward()`` differentiates any graph
 of them; ``lamina.nn`` assembles networks from modules; ``lamina.optim`` fits them.
 """
+from . import allocator  # noqa: F401  (malloc settings: see lamina/allocator.py)
 from . import backend
 from .backend import (float16, float32, float64, int8, int16, int32, int64, uint8, bool_,
                       manual_seed, get_default_dtype, set_default_dtype, set_backend)
