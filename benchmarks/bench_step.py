@@ -2,7 +2,8 @@
 
 Each case builds the same network in both frameworks (same float32 weights, same data),
 then times blocks of training steps (zero_grad, forward, loss, backward, optimizer step),
-alternating lamina and PyTorch block by block so both see the same machine state.
+alternating lamina and PyTorch block by block so both see the same machine state, with a
+short pause before each block so neither runs next to the other's still-spinning threads.
 Prints the median time per step of each and the ratio lamina / PyTorch.
 
     python benchmarks/bench_step.py            # all cases
@@ -168,7 +169,15 @@ CASES = {"xor": case_xor, "mlp": case_mlp, "mlp_adam": case_mlp_adam, "lenet": c
          "wide": case_wide}
 
 
+# pause before each timed block: OpenBLAS's worker threads keep spinning for up to ~0.1 s
+# after lamina's last product and PyTorch's OpenMP threads for a while after its last
+# kernel; measured here, a PyTorch block started right after a lamina one ran its first
+# ~0.1 s up to 2x slower, which flattered lamina's ratio
+SETTLE_S = 0.25
+
+
 def _time_block(step, n):
+    time.sleep(SETTLE_S)
     t0 = time.perf_counter()
     for _ in range(n):
         step()
