@@ -207,7 +207,11 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("cases", nargs="*", default=list(CASES))
     p.add_argument("--repeats", type=int, default=11, help="timed blocks per framework")
+    p.add_argument("--settle", type=float, default=0.25,
+                   help="seconds of pause before each timed block (default %(default)s)")
     a = p.parse_args()
+    global SETTLE_S
+    SETTLE_S = a.settle
     threads = torch.get_num_threads()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; "
           f"torch {torch.__version__} ({threads} threads), numpy {np.__version__}, "
