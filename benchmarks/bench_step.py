@@ -4,7 +4,8 @@ Each case builds the same network in both frameworks (same float32 weights, same
 then times blocks of training steps (zero_grad, forward, loss, backward, optimizer step),
 alternating lamina and PyTorch block by block so both see the same machine state, with a
 short pause before each block so neither runs next to the other's still-spinning threads.
-Prints the median time per step of each and the ratio lamina / PyTorch.
+Prints the median time per step of each, the ratio lamina / PyTorch, and the minor page
+faults a step (fresh memory touched for the first time: ~3 µs each on this VM).
 
     python benchmarks/bench_step.py            # all cases
     python benchmarks/bench_step.py xor --repeats 15
@@ -12,6 +13,7 @@ Prints the median time per step of each and the ratio lamina / PyTorch.
 import argparse
 import os
 import platform
+import resource
 import statistics
 import time
 
@@ -176,27 +178,42 @@ CASES = {"xor": case_xor, "mlp": case_mlp, "mlp_adam": case_mlp_adam, "lenet": c
 SETTLE_S = 0.25
 
 
+_faults = {}  # step function -> minor page faults counted in its timed blocks
+
+
+def _minor_faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def _time_block(step, n):
     time.sleep(SETTLE_S)
+    f0 = _minor_faults()
     t0 = time.perf_counter()
     for _ in range(n):
         step()
-    return (time.perf_counter() - t0) / n
+    elapsed = (time.perf_counter() - t0) / n
+    _faults[step] = _faults.get(step, 0) + _minor_faults() - f0
+    return elapsed
 
 
-def run(name, repeats):
+def run(name, repeats, lamina_only=False):
     lam_step, tor_step, n = CASES[name]()
     for _ in range(max(3, n // 10)):  # warm up both
         lam_step()
-        tor_step()
+        if not lamina_only:
+            tor_step()
     lam_times, tor_times = [], []
     for r in range(repeats):
-        order = (lam_step, tor_step) if r % 2 == 0 else (tor_step, lam_step)
+        order = (lam_step,) if lamina_only else \
+            (lam_step, tor_step) if r % 2 == 0 else (tor_step, lam_step)
         for step in order:
             t = _time_block(step, n)
             (lam_times if step is lam_step else tor_times).append(t)
+    if lamina_only:
+        return statistics.median(lam_times), None, _faults.pop(lam_step) / (repeats * n), None
     lam_med, tor_med = statistics.median(lam_times), statistics.median(tor_times)
-    return lam_med, tor_med
+    steps = repeats * n
+    return lam_med, tor_med, _faults.pop(lam_step) / steps, _faults.pop(tor_step) / steps
 
 
 def _fmt(seconds):
@@ -209,6 +226,9 @@ def main():
     p.add_argument("--repeats", type=int, default=11, help="timed blocks per framework")
     p.add_argument("--settle", type=float, default=0.25,
                    help="seconds of pause before each timed block (default %(default)s)")
+    p.add_argument("--lamina-only", action="store_true",
+                   help="time lamina alone (PyTorch's network is built but never run), as "
+                        "in a process that only trains with lamina")
     a = p.parse_args()
     global SETTLE_S
     SETTLE_S = a.settle
@@ -216,10 +236,15 @@ def main():
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; "
           f"torch {torch.__version__} ({threads} threads), numpy {np.__version__}, "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}")
-    print(f"{'case':8s} {'lamina':>12s} {'pytorch':>12s}   lamina/pytorch")
+    print(f"{'case':8s} {'lamina':>12s} {'pytorch':>12s}   lamina/pytorch   "
+          f"page faults a step (lamina, pytorch)")
     for name in a.cases:
-        lam, tor = run(name, a.repeats)
-        print(f"{name:8s} {_fmt(lam)} {_fmt(tor)}   {lam / tor:.3f}")
+        lam, tor, lam_f, tor_f = run(name, a.repeats, a.lamina_only)
+        if tor is None:
+            print(f"{name:8s} {_fmt(lam)} {'-':>12s}   {'-':>14s}   {lam_f:9.0f} {'-':>9s}")
+        else:
+            print(f"{name:8s} {_fmt(lam)} {_fmt(tor)}   {lam / tor:14.3f}   {lam_f:9.0f} "
+                  f"{tor_f:9.0f}")
 
 
 if __name__ == "__main__":

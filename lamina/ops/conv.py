@@ -16,6 +16,10 @@ chunk's patch matrix (im2col) stays in cache:
   product), which measured 1.3-1.5x faster there than the product with only Co inner
   terms plus the prod(K) additions.
 
+Stride-1, single-group convolutions with at least ``_SHIFT_MIN`` channels on both sides
+(3x3 'same' layers of VGG-style nets) skip this engine: ``conv_shift`` computes them as a
+sum of shifted BLAS products without a patch copy in the forward or the input gradient.
+
 A transposed convolution is the input gradient of a convolution; its backward is that
 convolution's forward (to its input) and weight gradient, so it reuses the same engine.
 

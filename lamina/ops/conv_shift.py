@@ -17,8 +17,8 @@ off_k]``; the weight gradient is ``G @ patches^T`` with the patches copied from 
 buffer (each patch row one contiguous run of the whole chunk).
 
 Against the im2col engine in ``conv`` this skips the ``prod(K)``-fold patch copy in the
-forward and in the input gradient: measured 0.7x its time on 32->32 channel 3x3 layers
-at 28x28 (benchmarks/RESULTS.md). Used for stride 1, one group, and at least
+forward and in the input gradient: the wide CNN's 3x3 layers took 0.66-0.85x the im2col
+engine's time, forward and backward (``benchmarks/bench_conv.py``, benchmarks/RESULTS.md). Used for stride 1, one group, and at least
 ``conv._SHIFT_MIN`` channels on both sides (fewer channels make products with too short
 an inner dimension).
 """
