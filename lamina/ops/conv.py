@@ -43,8 +43,10 @@ _CHUNK = 1 << 20
 _KEEP = 1 << 21
 _scratch = threading.local()
 _CORR = None  # None: choose the input-gradient method by shape; True/False force one (tests)
-# stride-1 single-group convolutions with at least this many input and output channels
-# run as shifted products (conv_shift); None/True/False: by shape / wherever possible / never
+# stride-1 single-group convolutions run as shifted products (conv_shift): the forward
+# when the input has at least this many channels (the products' inner dimension), the
+# input gradient when the output has, the weight gradient when both have (else im2col);
+# _SHIFT None/True/False: by shape / every phase wherever possible / never
 _SHIFT_MIN = 16
 _SHIFT = None
 
@@ -73,7 +75,7 @@ class _Geometry:
 
     __slots__ = ("N", "C", "S", "Co", "K", "stride", "dilation", "pad", "groups", "O", "Sp",
                  "St", "P", "Og", "Kp", "Ogp", "tail", "nb", "corr", "front", "Qg", "Qgp",
-                 "q0", "qcrop", "shift")
+                 "q0", "qcrop", "shift", "shift_y", "shift_dx")
 
     def __init__(self, N, C, S, Co, K, stride, dilation, pad, groups, O):
         self.N, self.C, self.S, self.Co, self.K = N, C, S, Co, K
@@ -115,8 +117,10 @@ class _Geometry:
         chunks = max(1, -(-N // max(1, _CHUNK // max(per_image, 1))))
         self.nb = max(1, -(-N // chunks))  # chunks of equal size
         self.shift = None  # the shifted-product layout, when that engine applies
+        self.shift_y = bool(_SHIFT) or C >= _SHIFT_MIN
+        self.shift_dx = bool(_SHIFT) or Co >= _SHIFT_MIN
         if _SHIFT is not False and groups == 1 and all(s == 1 for s in stride) \
-                and conv_shift.Layout.fits(self) and (_SHIFT or min(C, Co) >= _SHIFT_MIN):
+                and conv_shift.Layout.fits(self) and (self.shift_y or self.shift_dx):
             self.shift = conv_shift.Layout(self, _CHUNK)
 
 
@@ -159,8 +163,22 @@ def _engine(geo, w, x=None, g=None, want_y=False, want_dx=False, want_dw=False,
     dx: (N, C, *S), dw: w's shape; biases are added to y / dx when given.
     """
     if geo.shift is not None and conv_shift.usable(w.dtype):
-        return conv_shift.engine(geo, geo.shift, w, x, g, want_y, want_dx, want_dw, y_bias,
-                                 dx_bias)
+        sy, sdx = want_y and geo.shift_y, want_dx and geo.shift_dx
+        sdw = want_dw and geo.shift_y and geo.shift_dx
+        if sy or sdx or sdw:
+            y, dx, dw = conv_shift.engine(geo, geo.shift, w, x, g, sy, sdx, sdw,
+                                          y_bias if sy else None, dx_bias if sdx else None)
+            ry, rdx, rdw = want_y and not sy, want_dx and not sdx, want_dw and not sdw
+            if ry or rdx or rdw:  # the phases im2col does better
+                y2, dx2, dw2 = _im2col_engine(geo, w, x, g, ry, rdx, rdw, y_bias, dx_bias)
+                y, dx, dw = (y2 if ry else y), (dx2 if rdx else dx), (dw2 if rdw else dw)
+            return y, dx, dw
+    return _im2col_engine(geo, w, x, g, want_y, want_dx, want_dw, y_bias, dx_bias)
+
+
+def _im2col_engine(geo, w, x=None, g=None, want_y=False, want_dx=False, want_dw=False,
+                   y_bias=None, dx_bias=None):
+    """``_engine`` through patch matrices (see the module docstring)."""
     xp = B.xp
     as_strided = xp.lib.stride_tricks.as_strided
     N, C, Co, G, K, S, Sp, Og, O = geo.N, geo.C, geo.Co, geo.groups, geo.K, geo.S, geo.Sp, \

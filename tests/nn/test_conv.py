@@ -191,12 +191,32 @@ def test_conv_shifted_products_chunks_and_transpose(tol, monkeypatch):
         _check_conv(2, rand(3, 16, 9, 8, seed=37), _w(16, 16, 3, 3), _w(16), tol, padding=1)
 
 
+@DTYPES
+@pytest.mark.parametrize("cin, cout", [(3, 16), (16, 3)], ids=["dx-shifted", "y-shifted"])
+def test_conv_shifted_products_mixed_with_im2col(cin, cout, tol, monkeypatch):
+    """One phase by shifted products, the others by im2col (LeNet's 6 -> 16 layer is of
+    the first kind): values and gradients against torch, both engines really used."""
+    import lamina.ops.conv_shift as shift_ops
+    if not shift_ops.usable(np.dtype(tol["dtype"])):
+        pytest.skip("no bundled OpenBLAS to call")
+    used = []
+    shifted, im2col = shift_ops.engine, conv_ops._im2col_engine
+    monkeypatch.setattr(shift_ops, "engine", lambda *a, **k: used.append("s") or shifted(*a, **k))
+    monkeypatch.setattr(conv_ops, "_im2col_engine",
+                        lambda *a, **k: used.append("i") or im2col(*a, **k))
+    _check_conv(2, rand(3, cin, 6, 5, seed=41), _w(cout, cin, 3, 3), _w(cout, seed=42), tol,
+                check_grad=tol is F64, padding=1)
+    assert "s" in used and "i" in used
+
 def test_conv_shifted_products_choice():
     def geo(C, Co, stride=(1, 1), groups=1, pad=((1, 1),) * 2):
         return conv_ops._Geometry(2, C, (8, 8), Co, (3, 3), stride, (1, 1), pad, groups,
                                   (8, 8))
-    assert geo(32, 32).shift is not None
-    assert geo(32, 8).shift is None and geo(8, 32).shift is None  # short products
+    assert geo(32, 32).shift is not None and geo(32, 32).shift_y and geo(32, 32).shift_dx
+    # short inner dimensions: that phase stays with im2col (the weight gradient too)
+    assert geo(32, 8).shift_y and not geo(32, 8).shift_dx
+    assert geo(8, 32).shift_dx and not geo(8, 32).shift_y
+    assert geo(8, 8).shift is None
     assert geo(32, 32, stride=(2, 1)).shift is None and geo(32, 32, groups=2).shift is None
     assert geo(32, 32, pad=((3, 3), (1, 1))).shift is None  # outputs beyond the grid
 
