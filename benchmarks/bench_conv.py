@@ -1,10 +1,13 @@
-"""The wide CNN's 3x3 convolutions alone: lamina's two engines and PyTorch, side by side.
+"""The benchmark CNNs' convolutions alone: lamina's engines and PyTorch, side by side.
 
-For each layer shape of ``models.build_wide`` (batch 128, padding 1) it times the forward
+For each convolution of ``models.build_wide`` (3x3, padding 1) and ``models.build_lenet``
+(5x5), batch 128, it times the forward
 and the backward (input and weight gradients) of ``lamina.nn.functional.conv2d`` with the
-im2col engine (``lamina.ops.conv._SHIFT = False``), with the engine chosen by shape (the
-shifted products of ``conv_shift`` for these layers), and ``torch.nn.functional.conv2d``,
-one call of each in turn per round (with bench_step's pause before each), and prints
+im2col engine (``lamina.ops.conv._SHIFT = False``), with the engines chosen by shape (the
+shifted products of ``conv_shift`` for the phases whose products have at least 16 inner
+terms, im2col for the rest), and ``torch.nn.functional.conv2d``,
+one timed call of each in turn per round (after bench_step's pause and one untimed call),
+and prints
 medians and per-round ratios.
 
     python benchmarks/bench_conv.py [--rounds 9]
@@ -23,7 +26,9 @@ import lamina.nn.functional as F
 import lamina.ops.conv as conv_ops
 from bench_step import SETTLE_S
 
-LAYERS = [(1, 32, 28), (32, 32, 28), (32, 64, 14), (64, 64, 14)]  # (C_in, C_out, size)
+# (C_in, C_out, input size, kernel, padding): the wide CNN's four, then LeNet-5's two
+LAYERS = [(1, 32, 28, 3, 1), (32, 32, 28, 3, 1), (32, 64, 14, 3, 1), (64, 64, 14, 3, 1),
+          (1, 6, 28, 5, 2), (6, 16, 14, 5, 0)]
 
 
 def _timed(fn):
@@ -42,11 +47,12 @@ def main():
     print(f"{'layer':>16s} {'phase':>5s} {'im2col':>9s} {'chosen':>9s} {'torch':>9s}  "
           f"chosen/im2col  chosen/torch")
     rng = np.random.default_rng(0)
-    for ci, co, s in LAYERS:
+    for ci, co, s, k, pad in LAYERS:
+        o = s + 2 * pad - k + 1
         x = rng.standard_normal((128, ci, s, s)).astype(np.float32)
-        w = (rng.standard_normal((co, ci, 3, 3)) * 0.1).astype(np.float32)
+        w = (rng.standard_normal((co, ci, k, k)) * 0.1).astype(np.float32)
         b = np.zeros(co, np.float32)
-        g = rng.standard_normal((128, co, s, s)).astype(np.float32)
+        g = rng.standard_normal((128, co, o, o)).astype(np.float32)
         lx = lamina.tensor(x, requires_grad=ci > 1)
         lw, lb = lamina.tensor(w, requires_grad=True), lamina.tensor(b, requires_grad=True)
         tx = torch.tensor(x, requires_grad=ci > 1)
@@ -57,14 +63,14 @@ def main():
         def lam(shift):
             def run():
                 conv_ops._SHIFT = shift
-                y = F.conv2d(lx, lw, lb, padding=1)
+                y = F.conv2d(lx, lw, lb, padding=pad)
                 t0 = time.perf_counter()
                 y.backward(lg)
                 return t0
             return run
 
         def tor():
-            y = torch.nn.functional.conv2d(tx, tw, tb, padding=1)
+            y = torch.nn.functional.conv2d(tx, tw, tb, padding=pad)
             t0 = time.perf_counter()
             y.backward(tg)
             return t0
@@ -74,19 +80,20 @@ def main():
         for fn in runs.values():
             fn()  # warm up
         for _ in range(a.rounds):
-            for k, fn in runs.items():
+            for name, fn in runs.items():
                 time.sleep(SETTLE_S)  # let the other framework's threads go idle
+                fn()  # untimed: wake this one's own threads
                 t = time.perf_counter()
                 mid = fn()
                 end = time.perf_counter()
-                times[k][0].append(mid - t)
-                times[k][1].append(end - mid)
+                times[name][0].append(mid - t)
+                times[name][1].append(end - mid)
         conv_ops._SHIFT = None
         for i, phase in enumerate(("fwd", "bwd")):
             med = {k: statistics.median(v[i]) for k, v in times.items()}
             r1 = statistics.median(c / m for c, m in zip(times["chosen"][i], times["im2col"][i]))
             r2 = statistics.median(c / t for c, t in zip(times["chosen"][i], times["torch"][i]))
-            print(f"{f'{ci}->{co} @{s}x{s}':>16s} {phase:>5s} {med['im2col'] * 1e3:7.2f}ms "
+            print(f"{f'{ci}->{co} k{k} @{s}x{s}':>16s} {phase:>5s} {med['im2col'] * 1e3:7.2f}ms "
                   f"{med['chosen'] * 1e3:7.2f}ms {med['torch'] * 1e3:7.2f}ms  {r1:13.3f}  "
                   f"{r2:12.3f}")
 

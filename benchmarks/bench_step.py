@@ -174,7 +174,8 @@ CASES = {"xor": case_xor, "mlp": case_mlp, "mlp_adam": case_mlp_adam, "lenet": c
 # pause before each timed block: OpenBLAS's worker threads keep spinning for up to ~0.1 s
 # after lamina's last product and PyTorch's OpenMP threads for a while after its last
 # kernel; measured here, a PyTorch block started right after a lamina one ran its first
-# ~0.1 s up to 2x slower, which flattered lamina's ratio
+# ~0.1 s up to 2x slower, which flattered lamina's ratio. One untimed step follows the
+# pause: after it, a framework's own idle threads needed waking (several ms here)
 SETTLE_S = 0.25
 
 
@@ -187,6 +188,7 @@ def _minor_faults():
 
 def _time_block(step, n):
     time.sleep(SETTLE_S)
+    step()  # untimed: wakes this framework's own threads, asleep after the pause
     f0 = _minor_faults()
     t0 = time.perf_counter()
     for _ in range(n):
