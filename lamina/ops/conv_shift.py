@@ -170,5 +170,6 @@ def engine(geo, lay, w, x=None, g=None, want_y=False, want_dx=False, want_dw=Fal
 
 def usable(dtype):
     """Whether the shifted products can run for arrays of ``dtype`` on this backend."""
-    return blas.gemm is not None and B.name == "numpy" and dtype.char in "fd"
+    return blas.gemm is not None and B.name == "numpy" and dtype.char in "fd" \
+        and dtype.isnative
 

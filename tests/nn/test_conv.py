@@ -208,6 +208,15 @@ def test_conv_shifted_products_mixed_with_im2col(cin, cout, tol, monkeypatch):
                 check_grad=tol is F64, padding=1)
     assert "s" in used and "i" in used
 
+def test_conv_non_native_byte_order_skips_blas_calls():
+    """Big-endian arrays cannot go to the raw BLAS calls of the shifted engine: they take
+    the NumPy path and still match torch."""
+    x = rand(2, 16, 5, 5, seed=47).astype(">f4")
+    w = _w(16, 16, 3, 3).astype(">f4")
+    y = F.conv2d(lamina.tensor(x), lamina.tensor(w), padding=1).numpy()
+    t = TF.conv2d(torch.tensor(x.astype("<f4")), torch.tensor(w.astype("<f4")), padding=1)
+    np.testing.assert_allclose(y, t.numpy(), rtol=1e-4, atol=1e-4)
+
 def test_conv_shifted_products_choice():
     def geo(C, Co, stride=(1, 1), groups=1, pad=((1, 1),) * 2):
         return conv_ops._Geometry(2, C, (8, 8), Co, (3, 3), stride, (1, 1), pad, groups,
