@@ -255,10 +255,7 @@ def _im2col_engine(geo, w, x=None, g=None, want_y=False, want_dx=False, want_dw=
                 out = obuf[:Co * m * Ogp].reshape(G, Cog, m * Ogp)
                 xp.matmul(w3, cols, out=out)
                 src = out.reshape((Co, m) + Og)[crop].swapaxes(0, 1)
-                if yb is None:
-                    xp.copyto(y[n0:n1], src)
-                else:
-                    xp.add(src, yb, out=y[n0:n1])
+                _put(y[n0:n1], src, yb)
             if need_g:
                 gm = gbuf[:Co * m * Ogp]
                 gm.reshape((Co, m) + Og)[gcrop] = g[n0:n1].swapaxes(0, 1)
@@ -286,24 +283,33 @@ def _im2col_engine(geo, w, x=None, g=None, want_y=False, want_dx=False, want_dw=
                 for k, off in enumerate(offsets):
                     as_strided(region[off:], view_shape, view_strides)[...] += dcols[:, k]
                 src = region[:m * C * P].reshape((m, C) + Sp)[interior]
-            if dxb is None:
-                xp.copyto(dx[n0:n1], src)
-            else:
-                xp.add(src, dxb, out=dx[n0:n1])
+            _put(dx[n0:n1], src, dxb)
         return dw
 
-    # whole chunks to each thread, as evenly as they go
+    return y, dx, _run_chunks(images, N, nb, w.shape, want_dw)
+
+
+def _put(dst, src, bias):
+    """dst = src (+ bias, broadcast) for one chunk's outputs."""
+    if bias is None:
+        B.xp.copyto(dst, src)
+    else:
+        B.xp.add(src, bias, out=dst)
+
+
+def _run_chunks(images, N, nb, w_shape, want_dw):
+    """``images(lo, hi)`` over the batch, whole chunks of ``nb`` images to each thread as
+    evenly as they go; returns the summed weight-gradient shares in ``w_shape``, or None."""
     chunks = -(-N // nb)
     parts = parallel.parts_for(chunks)
     cuts = [min(N, (chunks * i // parts) * nb) for i in range(parts + 1)]
     dws = parallel.run(lambda i: images(cuts[i], cuts[i + 1]), parts)
-    dw = None
-    if want_dw:
-        dw = dws[0]
-        for d in dws[1:]:
-            dw += d
-        dw = dw.reshape(w.shape)
-    return y, dx, dw
+    if not want_dw:
+        return None
+    dw = dws[0]
+    for d in dws[1:]:
+        dw += d
+    return dw.reshape(w_shape)
 
 
 # ---------------------------------------------------------------- argument handling

@@ -23,7 +23,6 @@ engine's time, forward and backward (``benchmarks/bench_conv.py``, benchmarks/RE
 an inner dimension).
 """
 from .. import backend as B
-from .. import parallel
 from . import blas
 
 
@@ -68,7 +67,7 @@ def engine(geo, lay, w, x=None, g=None, want_y=False, want_dx=False, want_dw=Fal
            y_bias=None, dx_bias=None):
     """Same contract as ``conv._engine`` (y, dx, dw for one pass over the batch) for a
     stride-1, single-group geometry with layout ``lay``."""
-    from .conv import _buffer, _grad_product
+    from .conv import _buffer, _grad_product, _put, _run_chunks
     xp = B.xp
     as_strided = xp.lib.stride_tricks.as_strided
     N, C, Co, K, S, O, D = geo.N, geo.C, geo.Co, geo.K, geo.S, geo.O, len(geo.S)
@@ -99,20 +98,12 @@ def engine(geo, lay, w, x=None, g=None, want_y=False, want_dx=False, want_dw=Fal
     def images(lo, hi):
         dw = xp.zeros((1, Co, C * Kp), dtype) if want_dw else None
         if need_x:
-            xbuf = _buffer("sx", C * ldx, dtype)
-            xbuf.fill(0)
-            xrows = xbuf.reshape(C, ldx)
-            xgrid = xrows[:, lay.front:lay.front + nb * P]
-            xptr = xbuf.ctypes.data
+            xbuf, xgrid, xptr = _zeroed_rows("sx", C, ldx, lay.front, nb * P, dtype)
         if want_y:
             ybuf = _buffer("sy", Co * nb * P, dtype)
             yptr = ybuf.ctypes.data
         if need_g:
-            gbuf = _buffer("sg", Co * ldg, dtype)
-            gbuf.fill(0)
-            grows = gbuf.reshape(Co, ldg)
-            ggrid = grows[:, lay.gfront:lay.gfront + nb * P]
-            gptr = gbuf.ctypes.data
+            _, ggrid, gptr = _zeroed_rows("sg", Co, ldg, lay.gfront, nb * P, dtype)
         if want_dx:
             dbuf = _buffer("sdx", C * nb * P, dtype)
             dptr = dbuf.ctypes.data
@@ -135,10 +126,7 @@ def engine(geo, lay, w, x=None, g=None, want_y=False, want_dx=False, want_dw=Fal
                          xptr + (lay.front + off) * isz, ldx, 0.0 if k == 0 else 1.0,
                          yptr, L)
                 src = ybuf[:Co * L].reshape((Co, m) + Z)[out_crop].swapaxes(0, 1)
-                if yb is None:
-                    xp.copyto(y[n0:n1], src)
-                else:
-                    xp.add(src, yb, out=y[n0:n1])
+                _put(y[n0:n1], src, yb)
             if want_dw:
                 cols = cbuf[:C * Kp * L].reshape((C,) + K + (L,))
                 xp.copyto(cols, as_strided(xbuf, cols.shape, col_strides))
@@ -149,23 +137,19 @@ def engine(geo, lay, w, x=None, g=None, want_y=False, want_dx=False, want_dw=Fal
                          gptr + (lay.gfront - off) * isz, ldg, 0.0 if k == 0 else 1.0,
                          dptr, L)
                 src = dbuf[:C * L].reshape((C, m) + Z)[data_crop].swapaxes(0, 1)
-                if dxb is None:
-                    xp.copyto(dx[n0:n1], src)
-                else:
-                    xp.add(src, dxb, out=dx[n0:n1])
+                _put(dx[n0:n1], src, dxb)
         return dw
 
-    chunks = -(-N // nb)
-    parts = parallel.parts_for(chunks)
-    cuts = [min(N, (chunks * i // parts) * nb) for i in range(parts + 1)]
-    dws = parallel.run(lambda i: images(cuts[i], cuts[i + 1]), parts)
-    dw = None
-    if want_dw:
-        dw = dws[0]
-        for d in dws[1:]:
-            dw += d
-        dw = dw.reshape(w.shape)
-    return y, dx, dw
+    return y, dx, _run_chunks(images, N, nb, w.shape, want_dw)
+
+
+def _zeroed_rows(name, rows, ld, front, width, dtype):
+    """A zero-filled scratch buffer of ``rows`` rows of ``ld`` elements: (the flat
+    buffer, its (rows, width) grid starting ``front`` into each row, its address)."""
+    from .conv import _buffer
+    buf = _buffer(name, rows * ld, dtype)
+    buf.fill(0)
+    return buf, buf.reshape(rows, ld)[:, front:front + width], buf.ctypes.data
 
 
 def usable(dtype):
