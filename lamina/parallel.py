@@ -13,7 +13,9 @@ threads running next to them lost more than they gained.
 Measured on the 2-core machine (benchmarks/RESULTS.md, 2026-12-02): the wide CNN step
 went from 500-580 to 400-440 ms; the char LSTM and the Transformer stayed about the same;
 a Python loop over LSTMCell steps, whose small per-step products no longer get
-OpenBLAS's two threads, went from ~88 to ~125-133 ms. Hence opt-in, not the default.
+OpenBLAS's two threads, went from ~88 to ~125-133 ms. On the AMD VM (2026-12-03) the
+wide CNN step was the same either way (medians 280 / 279 ms) and the char LSTM and the
+cell loop were slower with it. Hence opt-in, not the default.
 """
 import _thread
 import ctypes
