@@ -10,8 +10,8 @@ rows), and runs OpenBLAS single-threaded, process-wide. Single-threaded OpenBLAS
 multi-threaded call OpenBLAS's worker threads keep spinning for a while, and lamina's
 threads running next to them lost more than they gained.
 
-Measured on a 2-core AMD VM with AVX2 only (benchmarks/RESULTS.md, 2026-12-02): the wide CNN step
-went from 500-580 to 400-440 ms; the char LSTM and the Transformer stayed about the same;
+Measured on a 2-core AMD VM with AVX2 only (benchmarks/RESULTS.md, 2026-12-02): the wide
+CNN step went from 500-580 to 400-440 ms; the char LSTM and the Transformer stayed about the same;
 a Python loop over LSTMCell steps, whose small per-step products no longer get
 OpenBLAS's two threads, went from ~88 to ~125-133 ms. On an AVX-512 AMD VM (2026-12-03) the
 wide CNN step was the same either way (medians 280 / 279 ms) and the char LSTM and the
