@@ -6,8 +6,8 @@ threads can run large array statements at the same time. With ``n > 1`` threads 
 cuts its heaviest work into ``n`` independent parts itself: a convolution's batch (patch
 copies and products, forward and backward), large matrix products (:func:`matmul`,
 along the batch, M or N; this includes the fused LSTM's per-step products, cut by gate
-rows), and runs OpenBLAS single-threaded, process-wide. Single-threaded OpenBLAS is the point: after a
-multi-threaded call OpenBLAS's worker threads keep spinning for a while, and lamina's
+rows), and runs OpenBLAS single-threaded, process-wide. Single-threaded OpenBLAS is the
+point: after a multi-threaded call OpenBLAS's worker threads keep spinning for a while, and lamina's
 threads running next to them lost more than they gained.
 
 Measured on a 2-core AMD VM with AVX2 only (benchmarks/RESULTS.md, 2026-12-02): the wide

@@ -17,10 +17,12 @@ off_k]``; the weight gradient is ``G @ patches^T`` with the patches copied from 
 buffer (each patch row one contiguous run of the whole chunk).
 
 Against the im2col engine in ``conv`` this skips the ``prod(K)``-fold patch copy in the
-forward and in the input gradient: the wide CNN's 3x3 layers took 0.66-0.85x the im2col
-engine's time, forward and backward (``benchmarks/bench_conv.py``, benchmarks/RESULTS.md). Used for stride 1, one group, and at least
-``conv._SHIFT_MIN`` channels on both sides (fewer channels make products with too short
-an inner dimension).
+forward and in the input gradient: the wide CNN's 3x3 layers took 0.83-0.97x the im2col
+engine's time, forward and backward (``benchmarks/bench_conv.py``, benchmarks/RESULTS.md).
+``conv._engine`` uses it for stride 1 and one group, per phase: the forward when the layer
+has at least ``conv._SHIFT_MIN`` input channels, the input gradient when it has that many
+output channels (fewer make products with too short an inner dimension), the weight
+gradient when both hold.
 """
 from .. import backend as B
 from . import blas
