@@ -3,8 +3,9 @@
 Every training step allocates and frees the same multi-megabyte arrays (activations,
 their gradients). glibc's malloc returns such memory to the kernel (``munmap``, or a
 trim of the heap top once more than ``M_TRIM_THRESHOLD`` is free there), so the next
-step touches fresh pages again and every 4 KiB page costs a page fault: about 2,800 a
-LeNet-5 step here, ~9 ms of a 16-25 ms step on this VM (benchmarks/RESULTS.md).
+step touches fresh pages again and every 4 KiB page costs a page fault: ~2,700 a LeNet-5
+step in a process that trains with lamina alone, whose step went from 21-33 ms to 15-17 ms
+with the settings below on the project's VM (benchmarks/RESULTS.md, 2026-12-03).
 
 ``keep_freed_memory()`` asks glibc to serve blocks up to 32 MiB (its maximum) from the
 heap and to trim the heap only when more than ``trim_bytes`` are free at its top: the
