@@ -3,9 +3,11 @@
 For each convolution of ``models.build_wide`` (3x3, padding 1) and ``models.build_lenet``
 (5x5), batch 128, it times the forward
 and the backward (input and weight gradients) of ``lamina.nn.functional.conv2d`` with the
-im2col engine (``lamina.ops.conv._SHIFT = False``), with the engines chosen by shape (the
-shifted products of ``conv_shift`` for the phases whose products have at least 16 inner
-terms, im2col for the rest), and ``torch.nn.functional.conv2d``,
+plain im2col engine (``lamina.ops.conv._SHIFT = False``, one product over each chunk),
+with the engines chosen by shape (the shifted products of ``conv_shift`` for the phases
+whose products have at least 16 inner terms; im2col for the rest, its forward one product
+per image when an image has at least ``_BY_IMAGE_MIN`` outputs), and
+``torch.nn.functional.conv2d``,
 one timed call of each in turn per round (after bench_step's pause and one untimed call),
 and prints
 medians and per-round ratios.
@@ -47,6 +49,7 @@ def main():
     print(f"{'layer':>16s} {'phase':>5s} {'im2col':>9s} {'chosen':>9s} {'torch':>9s}  "
           f"chosen/im2col  chosen/torch")
     rng = np.random.default_rng(0)
+    default_by_image = conv_ops._BY_IMAGE_MIN
     for ci, co, s, k, pad in LAYERS:
         o = s + 2 * pad - k + 1
         x = rng.standard_normal((128, ci, s, s)).astype(np.float32)
@@ -62,7 +65,8 @@ def main():
 
         def lam(shift):
             def run():
-                conv_ops._SHIFT = shift
+                conv_ops._SHIFT = shift  # False: plain im2col, one product over each chunk
+                conv_ops._BY_IMAGE_MIN = default_by_image if shift is None else 1 << 62
                 y = F.conv2d(lx, lw, lb, padding=pad)
                 t0 = time.perf_counter()
                 y.backward(lg)
@@ -88,7 +92,7 @@ def main():
                 end = time.perf_counter()
                 times[name][0].append(mid - t)
                 times[name][1].append(end - mid)
-        conv_ops._SHIFT = None
+        conv_ops._SHIFT, conv_ops._BY_IMAGE_MIN = None, default_by_image
         for i, phase in enumerate(("fwd", "bwd")):
             med = {k: statistics.median(v[i]) for k, v in times.items()}
             r1 = statistics.median(c / m for c, m in zip(times["chosen"][i], times["im2col"][i]))

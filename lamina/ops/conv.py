@@ -49,6 +49,10 @@ _CORR = None  # None: choose the input-gradient method by shape; True/False forc
 # _SHIFT None/True/False: by shape / every phase wherever possible / never
 _SHIFT_MIN = 16
 _SHIFT = None
+# im2col forwards with at least this many outputs an image run one product per image
+# straight into y, without a cropped grid to copy out (benchmarks/bench_conv.py: faster
+# for 28x28 outputs, slower for LeNet-5's 10x10 ones, which stay chunk-wide)
+_BY_IMAGE_MIN = 256
 
 
 def _buffer(name, n, dtype):
@@ -205,6 +209,14 @@ def _im2col_engine(geo, w, x=None, g=None, want_y=False, want_dx=False, want_dw=
         col_strides = (P * isz,) + patch_strides + (C * P * isz,) + grid_strides
     if want_y:
         yb = None if y_bias is None else y_bias.reshape((1, Co) + (1,) * len(O))
+    # a forward on its own, one group: per-image products (Co, C*K) @ (C*K, prod(O)) write
+    # y in place, with no cropped grid to copy out
+    Op = math.prod(O)
+    by_image = want_y and not (want_dw or want_dx) and G == 1 and Op >= _BY_IMAGE_MIN
+    if by_image:
+        w2 = w.reshape(Co, C * Kp)
+        yb2 = None if y_bias is None else y_bias.reshape(Co, 1)
+        icol_strides = (C * P * isz, P * isz) + patch_strides + grid_strides
     if want_dx:
         dxb = None if dx_bias is None else dx_bias.reshape((1, C) + (1,) * len(S))
     if corr:
@@ -246,6 +258,15 @@ def _im2col_engine(geo, w, x=None, g=None, want_y=False, want_dx=False, want_dw=
         for n0 in range(lo, hi, nb):
             m = min(nb, hi - n0)
             n1 = n0 + m
+            if by_image:  # the forward alone: one product per image, straight into y
+                xbuf[:m * C * P].reshape((m, C) + Sp)[interior] = x[n0:n1]
+                icols = cbuf[:m * C * Kp * Op].reshape((m, C) + K + O)
+                xp.copyto(icols, as_strided(xbuf, icols.shape, icol_strides))
+                ym = y[n0:n1].reshape(m, Co, Op)
+                xp.matmul(w2, icols.reshape(m, C * Kp, Op), out=ym)
+                if yb2 is not None:
+                    ym += yb2
+                continue
             if need_cols:  # the patch matrix of the chunk
                 xbuf[:m * C * P].reshape((m, C) + Sp)[interior] = x[n0:n1]
                 cols = cbuf[:C * Kp * m * Ogp].reshape((C,) + K + (m,) + Og)

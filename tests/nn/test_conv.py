@@ -217,6 +217,29 @@ def test_conv_non_native_byte_order_skips_blas_calls():
     t = TF.conv2d(torch.tensor(x.astype("<f4")), torch.tensor(w.astype("<f4")), padding=1)
     np.testing.assert_allclose(y, t.numpy(), rtol=1e-4, atol=1e-4)
 
+@DTYPES
+@pytest.mark.parametrize("case", [c for c in CONV_CASES if "groups" not in CONV_CASES[c][4]])
+def test_conv_forward_one_product_per_image(case, tol, monkeypatch):
+    """im2col forwards with many outputs an image run one product per image straight into
+    the output: force that path on every single-group case (values and gradients)."""
+    monkeypatch.setattr(conv_ops, "_BY_IMAGE_MIN", 1)
+    monkeypatch.setattr(conv_ops, "_SHIFT", False)
+    D, xs, ws, bias, kw = CONV_CASES[case]
+    _check_conv(D, rand(*xs, seed=0), _w(*ws), _w(ws[0], seed=2) if bias else None, tol,
+                check_grad=tol is F64, **kw)
+
+
+def test_conv_forward_path_by_output_size():
+    """LeNet-5's two layers sit on both sides of the per-image threshold (784 and 100
+    outputs an image); by shape, both agree with torch."""
+    assert 10 * 10 < conv_ops._BY_IMAGE_MIN <= 28 * 28
+    for shape, wshape, pad in (((4, 1, 28, 28), (6, 1, 5, 5), 2),
+                               ((4, 6, 14, 14), (16, 6, 5, 5), 0)):
+        x, w, b = rand(*shape, seed=48), _w(*wshape), _w(wshape[0], seed=49)
+        y = F.conv2d(lamina.tensor(x), lamina.tensor(w), lamina.tensor(b), padding=pad)
+        t = TF.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), padding=pad)
+        np.testing.assert_allclose(y.numpy(), t.numpy(), rtol=1e-4, atol=1e-5)
+
 def test_conv_shifted_products_choice():
     def geo(C, Co, stride=(1, 1), groups=1, pad=((1, 1),) * 2):
         return conv_ops._Geometry(2, C, (8, 8), Co, (3, 3), stride, (1, 1), pad, groups,
