@@ -16,9 +16,12 @@ chunk's patch matrix (im2col) stays in cache:
   product), which measured 1.3-1.5x faster there than the product with only Co inner
   terms plus the prod(K) additions.
 
-Stride-1, single-group convolutions with at least ``_SHIFT_MIN`` channels on both sides
-(3x3 'same' layers of VGG-style nets) skip this engine: ``conv_shift`` computes them as a
-sum of shifted BLAS products without a patch copy in the forward or the input gradient.
+For stride-1, single-group convolutions, ``_engine`` hands the phases whose products have
+at least ``_SHIFT_MIN`` inner terms (the forward: input channels; the input gradient:
+output channels; the weight gradient: both) to ``conv_shift``, which computes them as
+sums of shifted BLAS products without a patch copy. A forward left to this engine with
+at least ``_BY_IMAGE_MIN`` outputs an image runs one product per image, straight into
+the output.
 
 A transposed convolution is the input gradient of a convolution; its backward is that
 convolution's forward (to its input) and weight gradient, so it reuses the same engine.
@@ -214,8 +217,7 @@ def _im2col_engine(geo, w, x=None, g=None, want_y=False, want_dx=False, want_dw=
     Op = math.prod(O)
     by_image = want_y and not (want_dw or want_dx) and G == 1 and Op >= _BY_IMAGE_MIN
     if by_image:
-        w2 = w.reshape(Co, C * Kp)
-        yb2 = None if y_bias is None else y_bias.reshape(Co, 1)
+        yb2 = None if yb is None else yb.reshape(Co, 1)
         icol_strides = (C * P * isz, P * isz) + patch_strides + grid_strides
     if want_dx:
         dxb = None if dx_bias is None else dx_bias.reshape((1, C) + (1,) * len(S))
@@ -239,7 +241,7 @@ def _im2col_engine(geo, w, x=None, g=None, want_y=False, want_dx=False, want_dw=
             xbuf = _buffer("x", nb * C * P + tail, dtype)
             xbuf.fill(0)  # borders and tail stay zero
             cbuf = _buffer("cols", C * Kp * nb * Ogp, dtype)
-        if want_y:
+        if want_y and not by_image:
             obuf = _buffer("out", Co * nb * Ogp, dtype)
         if need_g:
             gbuf = _buffer("g", Co * nb * Ogp, dtype)
@@ -263,7 +265,7 @@ def _im2col_engine(geo, w, x=None, g=None, want_y=False, want_dx=False, want_dw=
                 icols = cbuf[:m * C * Kp * Op].reshape((m, C) + K + O)
                 xp.copyto(icols, as_strided(xbuf, icols.shape, icol_strides))
                 ym = y[n0:n1].reshape(m, Co, Op)
-                xp.matmul(w2, icols.reshape(m, C * Kp, Op), out=ym)
+                xp.matmul(w3[0], icols.reshape(m, C * Kp, Op), out=ym)
                 if yb2 is not None:
                     ym += yb2
                 continue

@@ -24,6 +24,8 @@ has at least ``conv._SHIFT_MIN`` input channels, the input gradient when it has 
 output channels (fewer make products with too short an inner dimension), the weight
 gradient when both hold.
 """
+import itertools
+
 from .. import backend as B
 from . import blas
 
@@ -39,7 +41,6 @@ class Layout:
     __slots__ = ("Z", "St", "P", "offs", "front", "tail", "gfront", "gtail", "nb")
 
     def __init__(self, geo, chunk):
-        import itertools
         D = len(geo.S)
         b = [max(lo, hi) for lo, hi in geo.pad]
         self.Z = Z = tuple(s + bb for s, bb in zip(geo.S, b))
