@@ -30,6 +30,18 @@ from .. import backend as B
 from . import blas
 
 
+# elements of one chunk's grids for layers with at least GRID_WIDE_MIN input and output
+# channels. Larger chunks than the patch matrices' 2^20 / prod(K) make fewer, longer
+# products: measured on the 2-vCPU VM (benchmarks/RESULTS.md, 2026-12-03, late), the
+# wide CNN's 32->32 forward and input gradient ran 0.90-0.92x the time of 4-image chunks
+# with 16-32 images, and steadier when the VM was slow (each product ends in a meeting
+# of OpenBLAS's threads); the weight gradient stays fastest in small sub-chunks. Narrow
+# products (LeNet-5's 6 -> 16 input gradient, 6 x 16 a term) are bound by memory and ran
+# ~10% slower in chunks past the cache, so they keep the small ones.
+GRID_CHUNK = 1 << 19
+GRID_WIDE_MIN = 16
+
+
 class Layout:
     """The shared-border grid of a convolution geometry (see the module docstring).
 
@@ -38,7 +50,7 @@ class Layout:
     buffer needs before/after the chunk, gfront/gtail those of the output-gradient buffer.
     """
 
-    __slots__ = ("Z", "St", "P", "offs", "front", "tail", "gfront", "gtail", "nb")
+    __slots__ = ("Z", "St", "P", "offs", "front", "tail", "gfront", "gtail", "nb", "nbw")
 
     def __init__(self, geo, chunk):
         D = len(geo.S)
@@ -55,8 +67,14 @@ class Layout:
         self.front = -min(self.offs)             # = sum(lo * St)
         self.tail = max(0, max(self.offs))
         self.gfront, self.gtail = self.tail, self.front
-        per_image = geo.Kp * geo.C * self.P
-        self.nb = max(1, min(geo.N, chunk // max(per_image, 1)))
+        # images a chunk: the weight gradient's patch copies (prod(K) times the input
+        # grid) hold about ``chunk`` elements (nbw images); when both channel counts
+        # make wide products, the grids (input, output, their gradients) take larger
+        # chunks of about GRID_CHUNK elements and the weight gradient runs in sub-chunks
+        self.nbw = max(1, min(geo.N, chunk // max(geo.Kp * geo.C * self.P, 1)))
+        self.nb = self.nbw
+        if min(geo.C, geo.Co) >= GRID_WIDE_MIN:
+            self.nb = max(self.nb, min(geo.N, GRID_CHUNK // (max(geo.C, geo.Co) * self.P)))
 
     @staticmethod
     def fits(geo):
@@ -74,7 +92,7 @@ def engine(geo, lay, w, x=None, g=None, want_y=False, want_dx=False, want_dw=Fal
     xp = B.xp
     as_strided = xp.lib.stride_tricks.as_strided
     N, C, Co, K, S, O, D = geo.N, geo.C, geo.Co, geo.K, geo.S, geo.O, len(geo.S)
-    Kp, Z, P, offs, nb = geo.Kp, lay.Z, lay.P, lay.offs, lay.nb
+    Kp, Z, P, offs, nb, nbw = geo.Kp, lay.Z, lay.P, lay.offs, lay.nb, lay.nbw
     dtype = w.dtype
     char, isz = dtype.char, dtype.itemsize
     gemm = blas.gemm
@@ -111,7 +129,7 @@ def engine(geo, lay, w, x=None, g=None, want_y=False, want_dx=False, want_dw=Fal
             dbuf = _buffer("sdx", C * nb * P, dtype)
             dptr = dbuf.ctypes.data
         if want_dw:
-            cbuf = _buffer("scols", C * Kp * nb * P, dtype)
+            cbuf = _buffer("scols", C * Kp * nbw * P, dtype)
         for n0 in range(lo, hi, nb):
             m = min(nb, hi - n0)
             n1, L = n0 + m, m * P
@@ -131,9 +149,12 @@ def engine(geo, lay, w, x=None, g=None, want_y=False, want_dx=False, want_dw=Fal
                 src = ybuf[:Co * L].reshape((Co, m) + Z)[out_crop].swapaxes(0, 1)
                 _put(y[n0:n1], src, yb)
             if want_dw:
-                cols = cbuf[:C * Kp * L].reshape((C,) + K + (L,))
-                xp.copyto(cols, as_strided(xbuf, cols.shape, col_strides))
-                dw += _grad_product(ggrid[None, :, :L], cols.reshape(1, C * Kp, L))
+                for i0 in range(0, m, nbw):
+                    q0, Lw = i0 * P, (min(m, i0 + nbw) - i0) * P
+                    cols = cbuf[:C * Kp * Lw].reshape((C,) + K + (Lw,))
+                    xp.copyto(cols, as_strided(xbuf[q0:], cols.shape, col_strides))
+                    dw += _grad_product(ggrid[None, :, q0:q0 + Lw],
+                                        cols.reshape(1, C * Kp, Lw))
             if want_dx:
                 for k, off in enumerate(offs):
                     gemm(char, True, False, C, L, Co, wptr + k * wstep, C,

@@ -183,6 +183,18 @@ def test_conv_shifted_products_chunks_and_transpose(tol, monkeypatch):
     for chunk in (300, 2000, 1 << 20):
         monkeypatch.setattr(conv_ops, "_CHUNK", chunk)
         _check_conv(2, x, w, b, tol, check_grad=tol is F64, padding=1)
+    # grid chunks of 5 images (7 = 5 + 2) holding weight-gradient sub-chunks of 1 and of 2
+    # images (5 = 2 + 2 + 1)
+    import lamina.ops.conv_shift as shift_ops
+    monkeypatch.setattr(shift_ops, "GRID_WIDE_MIN", 1)
+    monkeypatch.setattr(shift_ops, "GRID_CHUNK", 1300)
+    for chunk, nbw in ((2000, 1), (4000, 2)):
+        monkeypatch.setattr(conv_ops, "_CHUNK", chunk)
+        geo = conv_ops._Geometry(7, 5, (6, 5), 6, (3, 3), (1, 1), (1, 1), ((1, 1),) * 2, 1,
+                                 (6, 5))
+        assert (geo.shift.nb, geo.shift.nbw) == (5, nbw)
+        _check_conv(2, x, w, b, tol, check_grad=tol is F64, padding=1)
+    monkeypatch.setattr(conv_ops, "_CHUNK", 1 << 20)
     check_op(lambda *t: F.conv_transpose2d(*t, padding=1),
              lambda *t: TF.conv_transpose2d(*t, padding=1), rand(3, 4, 5, 4, seed=35),
              _w(4, 2, 3, 3), _w(2, seed=36), **tol)
