@@ -1,21 +1,33 @@
-"""Intra-op threads for the NumPy backend (opt-in: ``LAMINA_NUM_THREADS=2`` or
-``lamina.parallel.set_num_threads(2)``; the default is 1).
+"""Intra-op threads for the NumPy backend.
 
 NumPy releases the GIL inside its copy and ufunc loops and around BLAS calls, so Python
-threads can run large array statements at the same time. With ``n > 1`` threads lamina
-cuts its heaviest work into ``n`` independent parts itself: a convolution's batch (patch
-copies and products, forward and backward), large matrix products (:func:`matmul`,
-along the batch, M or N; this includes the fused LSTM's per-step products, cut by gate
-rows), and runs OpenBLAS single-threaded, process-wide. Single-threaded OpenBLAS is the
-point: after a multi-threaded call OpenBLAS's worker threads keep spinning for a while, and lamina's
-threads running next to them lost more than they gained.
+threads can run large array statements at the same time. With ``n > 1`` threads
+(``LAMINA_NUM_THREADS=n`` or ``lamina.parallel.set_num_threads(n)``) lamina cuts its
+heaviest work into ``n`` independent parts itself: a convolution's batch (patch copies
+and products, forward and backward), large matrix products (:func:`matmul`, along the
+batch, M or N; this includes the fused LSTM's per-step products, cut by gate rows), and
+runs OpenBLAS single-threaded, process-wide.
 
-Measured on a 2-core AMD VM with AVX2 only (benchmarks/RESULTS.md, 2026-12-02): the wide
-CNN step went from 500-580 to 400-440 ms; the char LSTM and the Transformer stayed about the same;
-a Python loop over LSTMCell steps, whose small per-step products no longer get
-OpenBLAS's two threads, went from ~88 to ~125-133 ms. On an AVX-512 AMD VM (2026-12-03) the
-wide CNN step was the same either way (medians 280 / 279 ms) and the char LSTM and the
-cell loop were slower with it. Hence opt-in, not the default.
+The default setting (neither given) splits only convolutions: their batch goes to one
+Python thread per OpenBLAS thread while OpenBLAS runs single-threaded for that call;
+everything else leaves threading to OpenBLAS. Whole images per thread make one meeting
+of the threads per call, where OpenBLAS's own threads meet at the end of each of a
+convolution's many products (hundreds a layer).
+
+OpenBLAS's idle worker threads spin for ~2^28 cycles (~0.1 s here) after each threaded
+product before they sleep; lamina's threads running next to such a spinner lost more
+than they gained (a wide-CNN step 1.37x slower with the convolutions split). So at
+import lamina shortens that wait to 2^22 cycles (~1.6 ms) unless
+``OPENBLAS_THREAD_TIMEOUT`` is set in the environment (then OpenBLAS's own reading of it
+stands). Measured on the 2-vCPU AMD VM (benchmarks/RESULTS.md, 2026-12-03, late;
+paired in-process A/B against one thread and the long wait): wide CNN step 0.93-0.97x,
+LeNet-5 0.97x, MLP with Adam 0.94-0.97x, char LSTM 0.94x, LSTMCell loop and Transformer
+within +-3%.
+
+``LAMINA_NUM_THREADS=2`` was measured differently on two AMD VMs: the wide CNN step
+~20% faster on one with AVX2 only (2026-12-02), the same on one with AVX-512
+(2026-12-03), where it made the char LSTM 1.4x and the LSTMCell loop 1.3x slower (their
+small per-step products lose OpenBLAS's two threads). Hence not the default.
 """
 import _thread
 import ctypes
@@ -27,7 +39,8 @@ from . import backend as B
 
 
 def _find_openblas():
-    """``(set_num_threads, get_num_threads)`` of the OpenBLAS NumPy links, or None."""
+    """``(set_num_threads, get_num_threads, library)`` of the OpenBLAS NumPy links, or
+    None."""
     import numpy
     libs = os.path.join(os.path.dirname(numpy.__file__), os.pardir, "numpy.libs")
     for path in glob.glob(os.path.join(libs, "*openblas*")):
@@ -43,7 +56,7 @@ def _find_openblas():
                 continue
             set_.argtypes, set_.restype = [ctypes.c_int], None
             get_.argtypes, get_.restype = [], ctypes.c_int
-            return set_, get_
+            return set_, get_, lib
     return None
 
 
@@ -52,6 +65,34 @@ _blas = _find_openblas()
 _blas_default = _blas[1]() if _blas is not None else None
 _inside = threading.local()  # set while this thread runs a part (no nested pools)
 _threads = 1
+_default = True  # no thread count given: only convolutions split (split_parts)
+# log2 of the cycles OpenBLAS's idle threads spin before sleeping, set at import
+BLAS_THREAD_TIMEOUT = 22
+
+
+def _set_blas_thread_timeout(log2_cycles):
+    """Restart OpenBLAS's thread pool with its idle spin limited to 2^log2_cycles cycles
+    (OpenBLAS reads ``OPENBLAS_THREAD_TIMEOUT`` when it starts its threads; the variable
+    is set only for that reading). Returns False where this OpenBLAS lacks the entry
+    points (the threads are then left as they were)."""
+    if _blas is None:
+        return False
+    lib = _blas[2]
+    read_env = getattr(lib, "openblas_read_env", None)
+    shutdown = getattr(lib, "blas_thread_shutdown_", None)
+    if read_env is None or shutdown is None:
+        return False
+    old = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
+    os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(int(log2_cycles))
+    try:
+        read_env()
+    finally:
+        if old is None:
+            del os.environ["OPENBLAS_THREAD_TIMEOUT"]
+        else:
+            os.environ["OPENBLAS_THREAD_TIMEOUT"] = old
+    shutdown()  # started again, reading the new limit, by the next threaded call
+    return True
 
 
 def set_num_threads(n):
@@ -59,21 +100,35 @@ def set_num_threads(n):
 
     With ``n > 1`` lamina cuts that work into parts itself and runs OpenBLAS
     single-threaded (process-wide: NumPy products outside lamina then run on one core
-    too); ``n = 1`` gives OpenBLAS back the thread count it had when lamina was imported.
-    Without NumPy's bundled OpenBLAS (another BLAS, or CuPy) lamina cannot do this and
-    stays at 1, leaving threading to the BLAS.
+    too); ``n = 1`` gives OpenBLAS back the thread count it had when lamina was imported
+    and keeps all of lamina's work on the calling thread; ``None`` restores the default
+    setting (convolutions split, see the module docstring). Without NumPy's bundled
+    OpenBLAS (another BLAS, or CuPy) lamina cannot do this and stays at 1, leaving
+    threading to the BLAS.
     """
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"set_num_threads: expected a positive number of threads, got {n}")
-    global _threads
-    _threads = n if _blas is not None else 1
+    global _threads, _default
+    if n is None:
+        _threads, _default = 1, True
+    else:
+        n = int(n)
+        if n < 1:
+            raise ValueError(f"set_num_threads: expected a positive number of threads, "
+                             f"got {n}")
+        _threads, _default = (n if _blas is not None else 1), False
     if _blas is not None:
         _blas[0](1 if _threads > 1 else _blas_default)
 
 
 def get_num_threads():
+    """lamina's thread count for large products (1 in the default setting, where only
+    convolutions split, see :func:`split_parts`)."""
     return _threads
+
+
+def threads_setting():
+    """What :func:`set_num_threads` last got: an int, or None for the default setting
+    (to restore it afterwards)."""
+    return None if _default else _threads
 
 
 def parts_for(work_items):
@@ -83,6 +138,28 @@ def parts_for(work_items):
     if _threads == 1 or B.name != "numpy" or getattr(_inside, "active", False):
         return 1
     return max(1, min(_threads, work_items))
+
+
+def split_parts(work_items):
+    """Parts to cut a convolution's batch into: ``parts_for`` once a thread count is set;
+    in the default setting one per OpenBLAS thread (run them with :func:`run_split`)."""
+    if not _default:
+        return parts_for(work_items)
+    if _blas is None or B.name != "numpy" or getattr(_inside, "active", False):
+        return 1
+    return max(1, min(_blas_default, work_items))
+
+
+def run_split(fn, parts):
+    """``run(fn, parts)`` for :func:`split_parts`'s parts; in the default setting
+    OpenBLAS runs single-threaded (process-wide) while they do."""
+    if parts <= 1 or not _default:
+        return run(fn, parts)
+    _blas[0](1)
+    try:
+        return run(fn, parts)
+    finally:
+        _blas[0](_blas_default)
 
 
 class _Worker:
@@ -196,7 +273,7 @@ def matmul(a, b, out=None):
 
 
 def _default_threads():
-    """``$LAMINA_NUM_THREADS`` if set, else 1 (threading left to the BLAS)."""
+    """``$LAMINA_NUM_THREADS`` if set, else None (the default setting)."""
     env = os.environ.get("LAMINA_NUM_THREADS")
     if env:
         try:
@@ -204,7 +281,9 @@ def _default_threads():
         except ValueError:
             raise ValueError(f"LAMINA_NUM_THREADS must be a positive integer, got {env!r}") \
                 from None
-    return 1
+    return None
 
 
 set_num_threads(_default_threads())
+if "OPENBLAS_THREAD_TIMEOUT" not in os.environ:
+    _set_blas_thread_timeout(BLAS_THREAD_TIMEOUT)

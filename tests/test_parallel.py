@@ -1,4 +1,5 @@
-"""lamina.parallel: the opt-in intra-op threads give the same results as one thread."""
+"""lamina.parallel: the intra-op threads (opt-in, and the default split of convolutions)
+give the same results as one thread; OpenBLAS's idle threads stop spinning soon."""
 import numpy as np
 import pytest
 
@@ -12,7 +13,7 @@ def two_threads(monkeypatch):
     if parallel._blas is None:
         pytest.skip("NumPy is not linked to its bundled OpenBLAS here")
     monkeypatch.setattr(parallel, "_MATMUL_MIN", 1 << 10)  # split small test products too
-    start = parallel.get_num_threads()     # 1 unless $LAMINA_NUM_THREADS says otherwise
+    start = parallel.threads_setting()     # None unless $LAMINA_NUM_THREADS says otherwise
     parallel.set_num_threads(2)
     yield
     parallel.set_num_threads(start)
@@ -23,13 +24,18 @@ def test_set_num_threads_validates_and_controls_openblas():
         parallel.set_num_threads(0)
     if parallel._blas is None:
         pytest.skip("NumPy is not linked to its bundled OpenBLAS here")
-    start, before = parallel.get_num_threads(), parallel._blas[1]()
+    start, before = parallel.threads_setting(), parallel._blas[1]()
     parallel.set_num_threads(2)
     try:
         assert parallel.get_num_threads() == 2
         assert parallel._blas[1]() == 1  # lamina splits, OpenBLAS runs single-threaded
         parallel.set_num_threads(1)
         assert parallel._blas[1]() == parallel._blas_default  # OpenBLAS's own threads back
+        assert parallel.split_parts(8) == 1 and parallel.threads_setting() == 1
+        parallel.set_num_threads(None)  # the default: only convolutions split
+        assert parallel.get_num_threads() == 1 and parallel.threads_setting() is None
+        assert parallel.split_parts(8) == min(8, parallel._blas_default)
+        assert parallel.parts_for(8) == 1
     finally:
         parallel.set_num_threads(start)
     assert parallel._blas[1]() == before
@@ -80,22 +86,37 @@ def _conv_grads(x, w, b, **kw):
                                      (4, dict(stride=2, padding=2, dilation=2)),
                                      (6, dict(groups=2, padding=1))])
 def test_conv_with_two_threads_matches_one(cin, kw):
+    if parallel._blas is None:
+        pytest.skip("NumPy is not linked to its bundled OpenBLAS here")
     rng = np.random.default_rng(1)
     x = rng.standard_normal((9, cin, 11, 10))
     w = rng.standard_normal((8, cin // kw.get("groups", 1), 3, 3))
     b = rng.standard_normal(8)
     from lamina.ops import conv as C
-    one = _conv_grads(x, w, b, **kw)
+    start = parallel.threads_setting()
     chunk = C._CHUNK
     try:
+        parallel.set_num_threads(1)
+        one = _conv_grads(x, w, b, **kw)
         C._CHUNK = 2000  # several chunks, so both threads get images
         parallel.set_num_threads(2)
         two = _conv_grads(x, w, b, **kw)
+        parallel.set_num_threads(None)  # the default split, OpenBLAS single-threaded
+        calls = []
+        run_split = parallel.run_split
+        parallel.run_split = lambda fn, parts: calls.append(parts) or run_split(fn, parts)
+        try:
+            split = _conv_grads(x, w, b, **kw)
+        finally:
+            parallel.run_split = run_split
+        assert parallel._blas[1]() == parallel._blas_default  # given back after the call
     finally:
         C._CHUNK = chunk
-        parallel.set_num_threads(1)
-    for u, v in zip(one, two):
+        parallel.set_num_threads(start)
+    assert max(calls) == min(2, parallel._blas_default)
+    for u, v, s in zip(one, two, split):
         np.testing.assert_allclose(v, u, rtol=1e-11, atol=1e-11)
+        np.testing.assert_allclose(s, u, rtol=1e-11, atol=1e-11)
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
@@ -114,11 +135,12 @@ def test_recurrent_with_two_threads_matches_one(mode):
         return [out.numpy(), lx.grad.numpy()] + [p.grad.numpy().copy()
                                                   for p in layer.parameters()]
     one = grads()
+    start = parallel.threads_setting()
     parallel.set_num_threads(2)
     try:
         two = grads()
     finally:
-        parallel.set_num_threads(1)
+        parallel.set_num_threads(start)
     for u, v in zip(one, two):
         np.testing.assert_allclose(v, u, rtol=1e-11, atol=1e-11)
 
@@ -135,3 +157,33 @@ def test_linear_with_two_threads_matches_one(two_threads):
     np.testing.assert_allclose(lx.grad.numpy(), np.ones((4, 33, 29)) @ w, rtol=1e-12)
     np.testing.assert_allclose(lin.weight.grad.numpy(),
                                np.ones((4 * 33, 29)).T @ x.reshape(-1, 17), rtol=1e-12)
+
+
+def test_openblas_idle_threads_stop_spinning_soon():
+    """After a threaded product OpenBLAS's idle workers spin ~2^28 cycles (~0.1 s) by
+    default; lamina shortens that at import (unless OPENBLAS_THREAD_TIMEOUT is set), so a
+    pause after a product costs the process almost no CPU, and products still agree."""
+    import os
+    import time
+    if parallel._blas is None or parallel._blas_default < 2:
+        pytest.skip("needs NumPy's bundled, multi-threaded OpenBLAS")
+    if "OPENBLAS_THREAD_TIMEOUT" in os.environ:
+        pytest.skip("OPENBLAS_THREAD_TIMEOUT is set: OpenBLAS's own reading of it stands")
+    a = np.random.default_rng(4).standard_normal((400, 400)).astype(np.float32)
+
+    def idle_cpu_after_product():
+        a @ a
+        t = time.process_time()
+        time.sleep(0.2)
+        return time.process_time() - t
+    start = parallel.threads_setting()
+    parallel.set_num_threads(1)  # OpenBLAS threaded
+    try:
+        spent = min(idle_cpu_after_product() for _ in range(3))
+        assert spent < 0.03, f"{spent:.3f} s of CPU in a 0.2 s pause after a product"
+        assert parallel._set_blas_thread_timeout(28)  # OpenBLAS's default: the spin is back
+        assert min(idle_cpu_after_product() for _ in range(3)) > 0.04
+    finally:
+        assert parallel._set_blas_thread_timeout(parallel.BLAS_THREAD_TIMEOUT)
+        parallel.set_num_threads(start)
+    np.testing.assert_allclose(a @ a, a.astype(np.float64) @ a, rtol=1e-3, atol=1e-3)

@@ -324,9 +324,9 @@ def _run_chunks(images, N, nb, w_shape, want_dw):
     """``images(lo, hi)`` over the batch, whole chunks of ``nb`` images to each thread as
     evenly as they go; returns the summed weight-gradient shares in ``w_shape``, or None."""
     chunks = -(-N // nb)
-    parts = parallel.parts_for(chunks)
+    parts = parallel.split_parts(chunks)
     cuts = [min(N, (chunks * i // parts) * nb) for i in range(parts + 1)]
-    dws = parallel.run(lambda i: images(cuts[i], cuts[i + 1]), parts)
+    dws = parallel.run_split(lambda i: images(cuts[i], cuts[i + 1]), parts)
     if not want_dw:
         return None
     dw = dws[0]
