@@ -321,11 +321,11 @@ def _put(dst, src, bias):
 
 
 def _run_chunks(images, N, nb, w_shape, want_dw):
-    """``images(lo, hi)`` over the batch, whole chunks of ``nb`` images to each thread as
-    evenly as they go; returns the summed weight-gradient shares in ``w_shape``, or None."""
-    chunks = -(-N // nb)
-    parts = parallel.split_parts(chunks)
-    cuts = [min(N, (chunks * i // parts) * nb) for i in range(parts + 1)]
+    """``images(lo, hi)`` over the batch, an equal share of the images to each thread
+    (each walks its share in chunks of ``nb``, the last one maybe short); returns the
+    summed weight-gradient shares in ``w_shape``, or None."""
+    parts = parallel.split_parts(-(-N // nb))
+    cuts = [N * i // parts for i in range(parts + 1)]
     dws = parallel.run_split(lambda i: images(cuts[i], cuts[i + 1]), parts)
     if not want_dw:
         return None
