@@ -8,8 +8,9 @@ and products, forward and backward), large matrix products (:func:`matmul`, alon
 batch, M or N; this includes the fused LSTM's per-step products, cut by gate rows), and
 runs OpenBLAS single-threaded, process-wide.
 
-The default setting (neither given) splits only convolutions: their batch goes to one
-Python thread per OpenBLAS thread while OpenBLAS runs single-threaded for that call;
+The default setting (neither given) splits only convolutions of at least
+``conv._SPLIT_MIN`` multiply-adds a pass: their batch goes to one Python thread per
+OpenBLAS thread while OpenBLAS runs single-threaded for that call;
 everything else leaves threading to OpenBLAS. Whole images per thread make one meeting
 of the threads per call, where OpenBLAS's own threads meet at the end of each of a
 convolution's many products (hundreds a layer).

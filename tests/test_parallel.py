@@ -94,7 +94,7 @@ def test_conv_with_two_threads_matches_one(cin, kw):
     b = rng.standard_normal(8)
     from lamina.ops import conv as C
     start = parallel.threads_setting()
-    chunk = C._CHUNK
+    chunk, split_min = C._CHUNK, C._SPLIT_MIN
     try:
         parallel.set_num_threads(1)
         one = _conv_grads(x, w, b, **kw)
@@ -106,12 +106,16 @@ def test_conv_with_two_threads_matches_one(cin, kw):
         run_split = parallel.run_split
         parallel.run_split = lambda fn, parts: calls.append(parts) or run_split(fn, parts)
         try:
+            _conv_grads(x, w, b, **kw)
+            assert calls and max(calls) == 1  # too small a convolution to split
+            calls.clear()
+            C._SPLIT_MIN = 0
             split = _conv_grads(x, w, b, **kw)
         finally:
             parallel.run_split = run_split
         assert parallel._blas[1]() == parallel._blas_default  # given back after the call
     finally:
-        C._CHUNK = chunk
+        C._CHUNK, C._SPLIT_MIN = chunk, split_min
         parallel.set_num_threads(start)
     assert max(calls) == min(2, parallel._blas_default)
     for u, v, s in zip(one, two, split):

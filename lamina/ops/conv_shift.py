@@ -164,7 +164,7 @@ def engine(geo, lay, w, x=None, g=None, want_y=False, want_dx=False, want_dw=Fal
                 _put(dx[n0:n1], src, dxb)
         return dw
 
-    return y, dx, _run_chunks(images, N, nb, w.shape, want_dw)
+    return y, dx, _run_chunks(images, geo, nb, w.shape, want_dw)
 
 
 def _zeroed_rows(name, rows, ld, front, width, dtype):
