@@ -18,12 +18,14 @@ convolution's many products (hundreds a layer).
 OpenBLAS's idle worker threads spin for ~2^28 cycles (~0.1 s here) after each threaded
 product before they sleep; lamina's threads running next to such a spinner lost more
 than they gained (a wide-CNN step 1.37x slower with the convolutions split). So at
-import lamina shortens that wait to 2^22 cycles (~1.6 ms) unless
+import lamina shortens that wait to 2^25 cycles (~13 ms) unless
 ``OPENBLAS_THREAD_TIMEOUT`` is set in the environment (then OpenBLAS's own reading of it
-stands). Measured on the 2-vCPU AMD VM (benchmarks/RESULTS.md, 2026-12-03, late;
-paired in-process A/B against one thread and the long wait): wide CNN step 0.93-0.97x,
-LeNet-5 0.97x, MLP with Adam 0.94-0.97x, char LSTM 0.94x, LSTMCell loop and Transformer
-within +-3%.
+stands). Not shorter: with 2^22 (~1.6 ms) threads fell asleep inside a convolution's
+longer copies, and products right after waking them ran several times slower (LeNet-5's
+6 -> 16 backward 15 ms instead of 5, ``benchmarks/bench_conv.py``). Measured on the
+2-vCPU AMD VM (benchmarks/RESULTS.md, 2026-12-03, late; paired in-process A/B against
+one thread and the long wait): wide CNN step 0.83x, LeNet-5 0.97x, char LSTM and
+LSTMCell loop within +-2%.
 
 ``LAMINA_NUM_THREADS=2`` was measured differently on two AMD VMs: the wide CNN step
 ~20% faster on one with AVX2 only (2026-12-02), the same on one with AVX-512
@@ -68,7 +70,7 @@ _inside = threading.local()  # set while this thread runs a part (no nested pool
 _threads = 1
 _default = True  # no thread count given: only convolutions split (split_parts)
 # log2 of the cycles OpenBLAS's idle threads spin before sleeping, set at import
-BLAS_THREAD_TIMEOUT = 22
+BLAS_THREAD_TIMEOUT = 25
 
 
 def _set_blas_thread_timeout(log2_cycles):
