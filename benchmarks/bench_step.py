@@ -172,7 +172,7 @@ CASES = {"xor": case_xor, "mlp": case_mlp, "mlp_adam": case_mlp_adam, "lenet": c
 
 
 # pause before each timed block: OpenBLAS's worker threads keep spinning for up to ~0.1 s
-# after lamina's last product and PyTorch's OpenMP threads for a while after its last
+# (~13 ms since lamina shortens it at import, see lamina/parallel.py) after lamina's last product and PyTorch's OpenMP threads for a while after its last
 # kernel; measured here, a PyTorch block started right after a lamina one ran its first
 # ~0.1 s up to 2x slower, which flattered lamina's ratio. One untimed step follows the
 # pause: after it, a framework's own idle threads needed waking (several ms here)
