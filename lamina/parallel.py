@@ -9,7 +9,7 @@ batch, M or N; this includes the fused LSTM's per-step products, cut by gate row
 runs OpenBLAS single-threaded, process-wide.
 
 The default setting (neither given) splits only convolutions of at least
-``conv._SPLIT_MIN`` multiply-adds a pass: their batch goes to one Python thread per
+``SPLIT_MIN`` multiply-adds a pass: their batch goes to one Python thread per
 OpenBLAS thread while OpenBLAS runs single-threaded for that call;
 everything else leaves threading to OpenBLAS. Whole images per thread make one meeting
 of the threads per call, where OpenBLAS's own threads meet at the end of each of a
@@ -71,6 +71,9 @@ _threads = 1
 _default = True  # no thread count given: only convolutions split (split_parts)
 # log2 of the cycles OpenBLAS's idle threads spin before sleeping, set at import
 BLAS_THREAD_TIMEOUT = 25
+# in the default setting, convolutions of fewer multiply-adds a pass stay on one thread
+# (LeNet-5's layers, 30 M and less: ~3% slower split, in a paired A/B)
+SPLIT_MIN = 1 << 27
 
 
 def _set_blas_thread_timeout(log2_cycles):
@@ -143,12 +146,15 @@ def parts_for(work_items):
     return max(1, min(_threads, work_items))
 
 
-def split_parts(work_items):
-    """Parts to cut a convolution's batch into: ``parts_for`` once a thread count is set;
-    in the default setting one per OpenBLAS thread (run them with :func:`run_split`)."""
+def split_parts(work_items, macs):
+    """Parts to cut a convolution's batch (``work_items`` chunks, ``macs`` multiply-adds)
+    into: ``parts_for`` once a thread count is set; in the default setting one per
+    OpenBLAS thread from ``SPLIT_MIN`` multiply-adds on (run them with
+    :func:`run_split`)."""
     if not _default:
         return parts_for(work_items)
-    if _blas is None or B.name != "numpy" or getattr(_inside, "active", False):
+    if _blas is None or B.name != "numpy" or getattr(_inside, "active", False) \
+            or macs < SPLIT_MIN:
         return 1
     return max(1, min(_blas_default, work_items))
 

@@ -31,10 +31,11 @@ def test_set_num_threads_validates_and_controls_openblas():
         assert parallel._blas[1]() == 1  # lamina splits, OpenBLAS runs single-threaded
         parallel.set_num_threads(1)
         assert parallel._blas[1]() == parallel._blas_default  # OpenBLAS's own threads back
-        assert parallel.split_parts(8) == 1 and parallel.threads_setting() == 1
+        assert parallel.split_parts(8, 1 << 40) == 1 and parallel.threads_setting() == 1
         parallel.set_num_threads(None)  # the default: only convolutions split
         assert parallel.get_num_threads() == 1 and parallel.threads_setting() is None
-        assert parallel.split_parts(8) == min(8, parallel._blas_default)
+        assert parallel.split_parts(8, 1 << 40) == min(8, parallel._blas_default)
+        assert parallel.split_parts(8, parallel.SPLIT_MIN - 1) == 1
         assert parallel.parts_for(8) == 1
     finally:
         parallel.set_num_threads(start)
@@ -94,7 +95,7 @@ def test_conv_with_two_threads_matches_one(cin, kw):
     b = rng.standard_normal(8)
     from lamina.ops import conv as C
     start = parallel.threads_setting()
-    chunk, split_min = C._CHUNK, C._SPLIT_MIN
+    chunk, split_min = C._CHUNK, parallel.SPLIT_MIN
     try:
         parallel.set_num_threads(1)
         one = _conv_grads(x, w, b, **kw)
@@ -109,13 +110,13 @@ def test_conv_with_two_threads_matches_one(cin, kw):
             _conv_grads(x, w, b, **kw)
             assert calls and max(calls) == 1  # too small a convolution to split
             calls.clear()
-            C._SPLIT_MIN = 0
+            parallel.SPLIT_MIN = 0
             split = _conv_grads(x, w, b, **kw)
         finally:
             parallel.run_split = run_split
         assert parallel._blas[1]() == parallel._blas_default  # given back after the call
     finally:
-        C._CHUNK, C._SPLIT_MIN = chunk, split_min
+        C._CHUNK, parallel.SPLIT_MIN = chunk, split_min
         parallel.set_num_threads(start)
     assert max(calls) == min(2, parallel._blas_default)
     for u, v, s in zip(one, two, split):

@@ -320,19 +320,13 @@ def _put(dst, src, bias):
         B.xp.add(src, bias, out=dst)
 
 
-# in the default thread setting, convolutions of fewer multiply-adds a pass stay on one
-# thread (LeNet-5's layers, 30 M and less: ~3% slower split, in a paired A/B)
-_SPLIT_MIN = 1 << 27
-
-
 def _run_chunks(images, geo, nb, w_shape, want_dw):
     """``images(lo, hi)`` over ``geo``'s batch, an equal share of the images to each
     thread (each walks its share in chunks of ``nb``, the last one maybe short); returns
     the summed weight-gradient shares in ``w_shape``, or None."""
     N = geo.N
-    small = parallel.threads_setting() is None and \
-        N * geo.Co * (geo.C // geo.groups) * geo.Kp * math.prod(geo.O) < _SPLIT_MIN
-    parts = 1 if small else parallel.split_parts(-(-N // nb))
+    macs = N * geo.Co * (geo.C // geo.groups) * geo.Kp * math.prod(geo.O)
+    parts = parallel.split_parts(-(-N // nb), macs)
     cuts = [N * i // parts for i in range(parts + 1)]
     dws = parallel.run_split(lambda i: images(cuts[i], cuts[i + 1]), parts)
     if not want_dw:
