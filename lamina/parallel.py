@@ -171,6 +171,24 @@ def run_split(fn, parts):
         _blas[0](_blas_default)
 
 
+def unthreaded_blas(fn, *args):
+    """``fn(*args)`` with OpenBLAS on one thread, in the default setting on a multi-thread
+    OpenBLAS (elsewhere just ``fn(*args)``).
+
+    For small, memory-bound products (batch norm's channel sums, a gemv over the whole
+    activation): threaded, they gain little and leave OpenBLAS's worker spinning on the
+    second core for its idle wait, where the next convolution's split wants to run
+    (measured: the wide CNN step ~5% faster, benchmarks/RESULTS.md 2026-12-04)."""
+    if not _default or _blas is None or _blas_default <= 1 or B.name != "numpy" \
+            or getattr(_inside, "active", False):
+        return fn(*args)
+    _blas[0](1)
+    try:
+        return fn(*args)
+    finally:
+        _blas[0](_blas_default)
+
+
 class _Worker:
     """A daemon thread that runs one ``fn(i)`` at a time, handed over through two locks
     (measured ~16 µs a round trip here, against ~120 µs for a ThreadPoolExecutor)."""

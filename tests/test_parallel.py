@@ -192,3 +192,57 @@ def test_openblas_idle_threads_stop_spinning_soon():
         assert parallel._set_blas_thread_timeout(parallel.BLAS_THREAD_TIMEOUT)
         parallel.set_num_threads(start)
     np.testing.assert_allclose(a @ a, a.astype(np.float64) @ a, rtol=1e-3, atol=1e-3)
+
+
+def test_unthreaded_blas_runs_openblas_on_one_thread_and_restores_it():
+    if parallel._blas is None or parallel._blas_default < 2:
+        pytest.skip("needs NumPy's bundled, multi-threaded OpenBLAS")
+    start = parallel.threads_setting()
+    parallel.set_num_threads(None)  # the default setting
+    try:
+        seen = parallel.unthreaded_blas(lambda a, b: (parallel._blas[1](), a + b), 2, 3)
+        assert seen == (1, 5) and parallel._blas[1]() == parallel._blas_default
+
+        def fail():
+            raise KeyError("inside")
+        with pytest.raises(KeyError, match="inside"):
+            parallel.unthreaded_blas(fail)
+        assert parallel._blas[1]() == parallel._blas_default  # restored after an error
+        parallel.set_num_threads(1)  # a thread count given: OpenBLAS's setting stands
+        assert parallel.unthreaded_blas(parallel._blas[1]) == parallel._blas_default
+    finally:
+        parallel.set_num_threads(start)
+
+
+def test_batch_norm_channel_sums_leave_no_openblas_thread_spinning():
+    """Batch norm's channel sums (a gemv over the activation) run on one OpenBLAS thread
+    in the default setting, so even with OpenBLAS's long idle spin nothing burns the
+    second core afterwards (where a split convolution's part runs next); the sums agree
+    with NumPy's."""
+    import os
+    import time
+    from lamina.ops import normalization
+    if parallel._blas is None or parallel._blas_default < 2:
+        pytest.skip("needs NumPy's bundled, multi-threaded OpenBLAS")
+    if "OPENBLAS_THREAD_TIMEOUT" in os.environ:
+        pytest.skip("OPENBLAS_THREAD_TIMEOUT is set: OpenBLAS's own reading of it stands")
+    x = np.random.default_rng(5).standard_normal((128, 32, 28 * 28)).astype(np.float32)
+    big = np.random.default_rng(6).standard_normal((400, 400)).astype(np.float32)
+
+    def idle_cpu_after(fn):
+        fn()
+        t = time.process_time()
+        time.sleep(0.2)
+        return time.process_time() - t
+    start = parallel.threads_setting()
+    parallel.set_num_threads(None)
+    assert parallel._set_blas_thread_timeout(28)  # ~0.1 s spin after threaded calls
+    try:
+        assert min(idle_cpu_after(lambda: big @ big) for _ in range(3)) > 0.04  # spins
+        assert min(idle_cpu_after(lambda: normalization._channel_sum(x))
+                   for _ in range(3)) < 0.03
+    finally:
+        assert parallel._set_blas_thread_timeout(parallel.BLAS_THREAD_TIMEOUT)
+        parallel.set_num_threads(start)
+    np.testing.assert_allclose(normalization._channel_sum(x),
+                               x.astype(np.float64).sum(axis=(0, 2)), rtol=1e-4)

@@ -13,6 +13,7 @@ dtype; reductions go through matrix-vector products (BLAS) where that is faster 
 """
 from .. import backend as B
 from .. import grad_mode
+from .. import parallel as P
 from ..tensor import plain, result
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "symmetric_blur2d"]
@@ -48,7 +49,8 @@ def _channel_sum(a3):
     """(N, C, L) -> (C,): sum over the batch and the positions."""
     n, c, l = a3.shape
     if a3.flags.c_contiguous:
-        s = B.xp.ones(n, dtype=a3.dtype) @ a3.reshape(n, c * l)
+        s = P.unthreaded_blas(B.xp.matmul, B.xp.ones(n, dtype=a3.dtype),
+                              a3.reshape(n, c * l))
         return s.reshape(c, l).sum(axis=1) if l > 1 else s
     return a3.sum(axis=(0, 2))
 
