@@ -120,7 +120,12 @@ class _Geometry:
             self.q0 = sum(a * t for a, t in zip(lo, St))
             self.qcrop = tuple(slice(0, n) for n in S)
         self.Qgp = math.prod(self.Qg)
-        per_image = self.Kp * max(C * self.Ogp, Co * self.Qgp if self.corr else 0)
+        # a chunk's largest scratch array holds about _CHUNK elements: the patch matrix,
+        # or the output (gradient) grid when there are more output channels than patch
+        # rows (a first layer, 1 -> 32: one 14 MB chunk took fresh, faulting pages each
+        # call; in four chunks conv1 of the wide CNN ran 0.83x the time, fwd + bwd)
+        per_image = max(self.Kp * C * self.Ogp, Co * self.Ogp,
+                        self.Kp * Co * self.Qgp if self.corr else 0)
         chunks = max(1, -(-N // max(1, _CHUNK // max(per_image, 1))))
         self.nb = max(1, -(-N // chunks))  # chunks of equal size
         self.shift = None  # the shifted-product layout, when that engine applies
