@@ -246,3 +246,51 @@ def test_batch_norm_channel_sums_leave_no_openblas_thread_spinning():
         parallel.set_num_threads(start)
     np.testing.assert_allclose(normalization._channel_sum(x),
                                x.astype(np.float64).sum(axis=(0, 2)), rtol=1e-4)
+
+
+def test_pieces_cover_the_range_once_and_match_one_piece(monkeypatch):
+    """parallel.pieces hands out every row exactly once (more ranges than threads, taken
+    in turn); batch norm and ReLU computed in pieces equal the one-piece results, forward
+    and backward, in float64."""
+    if parallel._blas is None:
+        pytest.skip("NumPy is not linked to its bundled OpenBLAS here")
+    start = parallel.threads_setting()
+    parallel.set_num_threads(2)  # two threads even where OpenBLAS has one
+    try:
+        seen = np.zeros(37, int)
+
+        def mark(lo, hi):
+            seen[lo:hi] += 1
+        parallel.pieces(mark, 37, 1 << 40)
+        assert (seen == 1).all()
+        seen[:] = 0
+        parallel.pieces(mark, 37, 10)  # small: one call
+        assert (seen == 1).all()
+
+        rng = np.random.default_rng(7)
+        x = rng.standard_normal((9, 5, 6, 7))
+        g = rng.standard_normal(x.shape)
+
+        def run():
+            lx = lamina.tensor(x, requires_grad=True)
+            bn = nn.BatchNorm2d(5).double()
+            with lamina.no_grad():
+                bn.weight.data[...] = rng.standard_normal(5)
+            y = F.relu(bn(lx))
+            y.backward(lamina.tensor(g))
+            return (y.numpy(), lx.grad.numpy(), bn.weight.grad.numpy(), bn.bias.grad.numpy(),
+                    bn.running_var.numpy())
+        rng = np.random.default_rng(8)
+        whole = run()
+        monkeypatch.setattr(parallel, "PIECES_MIN", 1)
+        calls = []
+        real = parallel.run_split
+        monkeypatch.setattr(parallel, "run_split",
+                            lambda fn, parts: (calls.append(parts), real(fn, parts))[1])
+        rng = np.random.default_rng(8)
+        split = run()
+        assert len(calls) >= 4 and min(calls) == 2  # BN and ReLU passes ran in pieces
+    finally:
+        parallel.set_num_threads(start)
+    for a, b in zip(whole, split):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-13)

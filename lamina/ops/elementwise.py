@@ -12,6 +12,7 @@ case, take NumPy's path unchanged.
 """
 from .. import backend as B
 from .. import grad_mode
+from .. import parallel as P
 from ..tensor import Tensor, plain, result
 
 _SCALARS = (bool, int, float)
@@ -407,12 +408,29 @@ abs = _unary("abs", B.xp.abs, lambda g, x, y: g * B.xp.sign(x), floats=False)
 square = _unary("square", B.xp.square, lambda g, x, y: g * (2 * x), floats=False)
 
 
+def _flat_pieces(fn, out, *arrays):
+    """``fn(out, *arrays)`` for same-shaped arrays, on flat ranges split between threads
+    when all are C-contiguous and large (``parallel.pieces``); else in one call."""
+    if not all(a.flags.c_contiguous and a.shape == out.shape for a in arrays) \
+            or not out.flags.c_contiguous:
+        fn(out, *arrays)
+        return out
+    flat = [a.reshape(-1) for a in (out,) + arrays]
+    P.pieces(lambda lo, hi: fn(*(a[lo:hi] for a in flat)), out.size, out.size)
+    return out
+
+
+def _relu_grad(g, xd):
+    out = B.xp.empty(g.shape, g.dtype)
+    return _flat_pieces(lambda o, g, x: B.xp.multiply(g, x > 0, out=o), out, g, xd)
+
+
 def relu(x):
     """max(x, 0); the gradient at exactly 0 is 0 (PyTorch's convention)."""
     xd = x.data
-    y = B.xp.maximum(xd, 0)
+    y = _flat_pieces(lambda o, x: B.xp.maximum(x, 0, out=o), B.xp.empty_like(xd), xd)
     if x.requires_grad and grad_mode.enabled:
-        return result(y, (x,), lambda g: (g * (xd > 0),))
+        return result(y, (x,), lambda g: (_relu_grad(g, xd),))
     return plain(y)
 
 

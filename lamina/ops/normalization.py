@@ -60,6 +60,16 @@ def _row_sum(a2):
     return a2 @ B.xp.ones(a2.shape[1], dtype=a2.dtype)
 
 
+def _in_order(parts):
+    """The sum of per-piece partial results {first row: array}, in row order (the same
+    result however the threads finished)."""
+    keys = sorted(parts)
+    total = parts[keys[0]]
+    for k in keys[1:]:
+        total = total + parts[k]
+    return total
+
+
 def _per_channel(v, dtype):
     """A (C,) vector as a (C, 1) column in ``dtype``, for broadcasting over (N, C, L)."""
     return v.astype(dtype, copy=False)[:, None]
@@ -99,8 +109,14 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if m == 0:
             return plain(xd.copy()) if not _wants(input) else _identity_like(input)
         mean = _channel_sum(x3) / dt.type(m)
-        xc = x3 - mean[:, None]
-        var = _channel_dot(xc, xc) / dt.type(m)
+        xc = B.xp.empty((n, c, l), dt)
+        mcol, sq = mean[:, None], {}
+
+        def centre(lo, hi):  # xc = x - mean, and its sum of squares per channel
+            B.xp.subtract(x3[lo:hi], mcol, out=xc[lo:hi])
+            sq[lo] = _channel_dot(xc[lo:hi], xc[lo:hi])
+        P.pieces(centre, n, xc.size)
+        var = _in_order(sq) / dt.type(m)
         inv_std = 1.0 / B.xp.sqrt(var + dt.type(eps))
         if running_mean is not None or running_var is not None:
             _update_running(running_mean, running_var, mean, var, m, momentum)
@@ -112,17 +128,22 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         inv_std = 1.0 / B.xp.sqrt(running_var.data.astype(dt, copy=False) + dt.type(eps))
         xc = None
     scale = inv_std if wd is None else inv_std * wd.astype(dt, copy=False)
-    if xc is not None:
-        y = xc * scale[:, None]
-        if bias is not None:
-            y += _per_channel(bias.data, dt)
+    if xc is not None:  # y = xc * scale + bias
+        src, shift = xc, None if bias is None else _per_channel(bias.data, dt)
     else:  # eval: one affine map x * scale + shift
         shift = -mean * scale
         if bias is not None:
             shift = shift + bias.data.astype(dt, copy=False)
-        y = x3 * scale[:, None]
-        y += shift[:, None]
-    y = y.reshape(shape)
+        src, shift = x3, shift[:, None]
+    y3 = B.xp.empty((n, c, l), dt)
+    scol = scale[:, None]
+
+    def affine(lo, hi):
+        B.xp.multiply(src[lo:hi], scol, out=y3[lo:hi])
+        if shift is not None:
+            y3[lo:hi] += shift
+    P.pieces(affine, n, y3.size)
+    y = y3.reshape(shape)
 
     gx, gw, gb = _wants(input), _wants(weight), _wants(bias)
     if not (gx or gw or gb):
@@ -130,22 +151,41 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
     def backward(g):
         g3 = g.reshape(n, c, l)
-        sum_g = _channel_sum(g3) if (gb or (gx and xc is not None)) else None
+        want_sum = gb or (gx and xc is not None)
         xcen = xc if xc is not None else (x3 - mean[:, None] if gw else None)
-        sum_gxc = _channel_dot(g3, xcen) if (gw or (gx and xc is not None)) else None
+        want_dot = gw or (gx and xc is not None)
+        sums, dots = {}, {}
+
+        def reduce(lo, hi):  # per-channel sums of g and of g * (x - mean)
+            if want_sum:
+                sums[lo] = _channel_sum(g3[lo:hi])
+            if want_dot:
+                dots[lo] = _channel_dot(g3[lo:hi], xcen[lo:hi])
+        if want_sum or want_dot:
+            P.pieces(reduce, n, g3.size)
+        sum_g = _in_order(sums) if want_sum else None
+        sum_gxc = _in_order(dots) if want_dot else None
         dw = sum_gxc * inv_std if gw else None
         db = sum_g if gb else None
         dx = None
         if gx:
+            t = B.xp.empty((n, c, l), dt)
             if xc is None:  # running statistics are constants
-                dx = (g3 * scale[:, None]).reshape(shape)
-            else:
+                P.pieces(lambda lo, hi: B.xp.multiply(g3[lo:hi], scol, out=t[lo:hi]),
+                         n, t.size)
+            else:  # dx = scale * (g - sum_g / m - xc * inv_std^2 * sum_gxc / m)
                 inv_m = dt.type(1.0 / m)
-                t = xc * (inv_std * inv_std * sum_gxc * inv_m)[:, None]
-                t += (sum_g * inv_m)[:, None]
-                B.xp.subtract(g3, t, out=t)
-                t *= scale[:, None]
-                dx = t.reshape(shape)
+                k1 = (inv_std * inv_std * sum_gxc * inv_m)[:, None]
+                k2 = (sum_g * inv_m)[:, None]
+
+                def dx_piece(lo, hi):
+                    tp = t[lo:hi]
+                    B.xp.multiply(xc[lo:hi], k1, out=tp)
+                    tp += k2
+                    B.xp.subtract(g3[lo:hi], tp, out=tp)
+                    tp *= scol
+                P.pieces(dx_piece, n, t.size)
+            dx = t.reshape(shape)
         return dx, dw, db
 
     return result(y, (input if gx else None, weight if gw else None, bias if gb else None),
