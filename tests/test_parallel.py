@@ -250,8 +250,8 @@ def test_batch_norm_channel_sums_leave_no_openblas_thread_spinning():
 
 def test_pieces_cover_the_range_once_and_match_one_piece(monkeypatch):
     """parallel.pieces hands out every row exactly once (more ranges than threads, taken
-    in turn); batch norm and ReLU computed in pieces equal the one-piece results, forward
-    and backward, in float64."""
+    in turn); batch norm, ReLU and max pooling computed in pieces equal the one-piece
+    results, forward and backward, in float64."""
     if parallel._blas is None:
         pytest.skip("NumPy is not linked to its bundled OpenBLAS here")
     start = parallel.threads_setting()
@@ -276,8 +276,8 @@ def test_pieces_cover_the_range_once_and_match_one_piece(monkeypatch):
             bn = nn.BatchNorm2d(5).double()
             with lamina.no_grad():
                 bn.weight.data[...] = rng.standard_normal(5)
-            y = F.relu(bn(lx))
-            y.backward(lamina.tensor(g))
+            y = F.max_pool2d(F.relu(bn(lx)), 2)
+            y.backward(lamina.tensor(g[:, :, :3, :3]))
             return (y.numpy(), lx.grad.numpy(), bn.weight.grad.numpy(), bn.bias.grad.numpy(),
                     bn.running_var.numpy())
         rng = np.random.default_rng(8)
@@ -289,7 +289,7 @@ def test_pieces_cover_the_range_once_and_match_one_piece(monkeypatch):
                             lambda fn, parts: (calls.append(parts), real(fn, parts))[1])
         rng = np.random.default_rng(8)
         split = run()
-        assert len(calls) >= 4 and min(calls) == 2  # BN and ReLU passes ran in pieces
+        assert len(calls) >= 6 and min(calls) == 2  # BN, ReLU, pooling ran in pieces
     finally:
         parallel.set_num_threads(start)
     for a, b in zip(whole, split):

@@ -14,6 +14,7 @@ import math
 
 from .. import backend as B
 from .. import grad_mode
+from .. import parallel as P
 from ..tensor import Tensor, plain, result
 
 
@@ -61,7 +62,26 @@ def _arg_dtype(k):
 
 
 # ---------------------------------------------------------------- max pooling
-def _max_scan(a, slices, want_arg):
+def _max_scan(a, slices, want_arg, n):
+    """``_max_scan_rows`` over the batch of ``a`` (its leading axis, when it has one besides
+    the ``n`` pooled axes), in ranges on two threads when large (``parallel.pieces``)."""
+    xp = B.xp
+    if a.ndim == n or a.shape[0] < 2:
+        return _max_scan_rows(a, slices, want_arg)
+    shape = a[slices[0]].shape
+    out = xp.empty(shape, a.dtype)
+    arg = xp.empty(shape, _arg_dtype(len(slices))) if want_arg else None
+
+    def rows(lo, hi):
+        o, g = _max_scan_rows(a[lo:hi], slices, want_arg)
+        out[lo:hi] = o
+        if want_arg:
+            arg[lo:hi] = g
+    P.pieces(rows, shape[0], a[slices[0]].size * len(slices))
+    return out, arg
+
+
+def _max_scan_rows(a, slices, want_arg):
     """Maximum over the windows; with ``want_arg`` also the kernel position of the first
     maximum in scan order (PyTorch's tie rule)."""
     xp = B.xp
@@ -158,7 +178,7 @@ def max_pool(x, kernel, stride, padding, dilation, ceil_mode, return_indices=Fal
     need_grad = x.requires_grad and grad_mode.enabled
     a, interior = _pad(xd, out_sz, kernel, stride, padding, dilation, _lowest(xd.dtype))
     slices = _window_slices(out_sz, kernel, stride, dilation)
-    out, arg = _max_scan(a, slices, need_grad or return_indices)
+    out, arg = _max_scan(a, slices, need_grad or return_indices, n)
     if arg is not None:
         _fix_arg(a, slices, out, arg, None if interior is None else
                  (spatial, out_sz, kernel, stride, padding, dilation))
@@ -178,10 +198,16 @@ def max_pool(x, kernel, stride, padding, dilation, ceil_mode, return_indices=Fal
             return (gx if interior is None else gx[interior],)
         xp = B.xp
         gx = (xp.empty if covered else xp.zeros)(padded_shape, dtype=g.dtype)
-        mask = xp.empty(arg.shape, dtype=B.bool_)
-        for k, sl in enumerate(slices):
-            xp.equal(arg, k, out=mask)
-            xp.multiply(g, mask, out=gx[sl])
+
+        def rows(lo, hi):  # each window's gradient to its argmax, one position at a time
+            mask = xp.empty(arg[lo:hi].shape, dtype=B.bool_)
+            for k, sl in enumerate(slices):
+                xp.equal(arg[lo:hi], k, out=mask)
+                xp.multiply(g[lo:hi], mask, out=gx[lo:hi][sl])
+        if g.ndim == n or g.shape[0] < 2:
+            rows(0, None)
+        else:
+            P.pieces(rows, g.shape[0], gx.size)
         return (gx if interior is None else gx[interior],)
 
     out_t = result(out, (x,), backward)
@@ -293,7 +319,7 @@ def lse_pool(x, kernel, stride, r):
     slices = _window_slices(out_sz, kernel, stride, ones)
     count = len(slices)
     z = xd * r
-    m, _ = _max_scan(z, slices, False)
+    m, _ = _max_scan_rows(z, slices, False)
     acc = xp.zeros_like(m)
     tmp = xp.empty_like(m)
     for sl in slices:
