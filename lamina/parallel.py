@@ -198,6 +198,13 @@ PIECES_MIN = 1 << 20
 PIECES_PER_THREAD = 2
 
 
+def pieces_parts(n, elements):
+    """How many threads :func:`pieces` would use for ``n`` rows and ``elements``."""
+    if elements < PIECES_MIN or B.name != "numpy" or getattr(_inside, "active", False):
+        return 1
+    return max(1, min(n, _blas_default if _default and _blas is not None else _threads))
+
+
 def pieces(fn, n, elements):
     """``fn(lo, hi)`` over ``[0, n)``: in one call, or cut into one range per thread when
     the pass touches at least ``PIECES_MIN`` ``elements``, for elementwise passes over
@@ -210,9 +217,7 @@ def pieces(fn, n, elements):
     per-element overheads more than by memory here: measured on the 2-vCPU VM, a
     per-channel multiply over (128, 32, 784) float32 ran 1.9x faster on two threads,
     ``maximum(x, 0)`` 1.7x, a plain same-shape subtract only 1.1x."""
-    parts = 1
-    if elements >= PIECES_MIN and B.name == "numpy" and not getattr(_inside, "active", False):
-        parts = min(n, _blas_default if _default and _blas is not None else _threads)
+    parts = pieces_parts(n, elements)
     if parts <= 1:
         fn(0, n)
         return

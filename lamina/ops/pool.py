@@ -66,7 +66,7 @@ def _max_scan(a, slices, want_arg, n):
     """``_max_scan_rows`` over the batch of ``a`` (its leading axis, when it has one besides
     the ``n`` pooled axes), in ranges on two threads when large (``parallel.pieces``)."""
     xp = B.xp
-    if a.ndim == n or a.shape[0] < 2:
+    if a.ndim == n or P.pieces_parts(a.shape[0], a[slices[0]].size * len(slices)) < 2:
         return _max_scan_rows(a, slices, want_arg)
     shape = a[slices[0]].shape
     out = xp.empty(shape, a.dtype)
@@ -204,7 +204,7 @@ def max_pool(x, kernel, stride, padding, dilation, ceil_mode, return_indices=Fal
             for k, sl in enumerate(slices):
                 xp.equal(arg[lo:hi], k, out=mask)
                 xp.multiply(g[lo:hi], mask, out=gx[lo:hi][sl])
-        if g.ndim == n or g.shape[0] < 2:
+        if g.ndim == n or P.pieces_parts(g.shape[0], gx.size) < 2:
             rows(0, None)
         else:
             P.pieces(rows, g.shape[0], gx.size)
