@@ -11,8 +11,8 @@ runs OpenBLAS single-threaded, process-wide.
 The default setting (neither given) splits only convolutions of at least
 ``SPLIT_MIN`` multiply-adds a pass: their batch goes to one Python thread per
 OpenBLAS thread while OpenBLAS runs single-threaded for that call;
-large elementwise passes (ReLU, batch norm's per-channel maps over at least
-``PIECES_MIN`` elements) are cut into ranges the same way (:func:`pieces`); everything
+large elementwise passes (ReLU, batch norm and max pooling, from ``PIECES_MIN``
+elements on) are cut into batch ranges the same way (:func:`pieces`); everything
 else leaves threading to OpenBLAS. Whole images per thread make one meeting
 of the threads per call, where OpenBLAS's own threads meet at the end of each of a
 convolution's many products (hundreds a layer).
@@ -167,9 +167,15 @@ def run_split(fn, parts):
     OpenBLAS runs single-threaded (process-wide) while they do."""
     if parts <= 1 or not _default:
         return run(fn, parts)
+    return _on_one_blas_thread(lambda: run(fn, parts))
+
+
+def _on_one_blas_thread(call):
+    """``call()`` with OpenBLAS set to one thread (process-wide), then given back its own
+    count."""
     _blas[0](1)
     try:
-        return run(fn, parts)
+        return call()
     finally:
         _blas[0](_blas_default)
 
@@ -181,15 +187,11 @@ def unthreaded_blas(fn, *args):
     For small, memory-bound products (batch norm's channel sums, a gemv over the whole
     activation): threaded, they gain little and leave OpenBLAS's worker spinning on the
     second core for its idle wait, where the next convolution's split wants to run
-    (measured: the wide CNN step ~5% faster, benchmarks/RESULTS.md 2026-12-04)."""
+    (measured: the wide CNN step ~7% faster, benchmarks/RESULTS.md 2026-12-04)."""
     if not _default or _blas is None or _blas_default <= 1 or B.name != "numpy" \
             or getattr(_inside, "active", False):
         return fn(*args)
-    _blas[0](1)
-    try:
-        return fn(*args)
-    finally:
-        _blas[0](_blas_default)
+    return _on_one_blas_thread(lambda: fn(*args))
 
 
 # arrays of fewer elements than this run their elementwise passes in one piece (the
@@ -206,9 +208,10 @@ def pieces_parts(n, elements):
 
 
 def pieces(fn, n, elements):
-    """``fn(lo, hi)`` over ``[0, n)``: in one call, or cut into one range per thread when
-    the pass touches at least ``PIECES_MIN`` ``elements``, for elementwise passes over
-    large arrays (ReLU, batch norm's per-channel maps) that NumPy runs on one core. The
+    """``fn(lo, hi)`` over ``[0, n)``: in one call, or cut into ``PIECES_PER_THREAD``
+    ranges per thread when the pass touches at least ``PIECES_MIN`` ``elements``, for
+    elementwise passes over large arrays (ReLU, batch norm's per-channel maps, max
+    pooling) that NumPy runs on one core. The
     ranges must write disjoint memory; OpenBLAS runs single-threaded meanwhile (as in
     :func:`run_split`).
 
@@ -221,9 +224,10 @@ def pieces(fn, n, elements):
     if parts <= 1:
         fn(0, n)
         return
-    # more ranges than threads, taken in turn by whichever thread is free: where another
-    # thread (an OpenBLAS worker still spinning after a threaded product) holds a core,
-    # the calling thread does most ranges itself instead of waiting for a starved part
+    # more ranges than threads, taken in turn by whichever thread is free, so a part
+    # starved of its core (by an OpenBLAS worker still spinning after a threaded
+    # product) leaves most ranges to the other; against one range per thread the wide
+    # CNN step's paired A/B stayed within its noise (0.95-1.06), so this is for safety
     tasks = min(n, parts * PIECES_PER_THREAD)
     cuts = [n * i // tasks for i in range(tasks + 1)]
     turn = itertools.count()

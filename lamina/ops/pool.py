@@ -66,9 +66,10 @@ def _max_scan(a, slices, want_arg, n):
     """``_max_scan_rows`` over the batch of ``a`` (its leading axis, when it has one besides
     the ``n`` pooled axes), in ranges on two threads when large (``parallel.pieces``)."""
     xp = B.xp
-    if a.ndim == n or P.pieces_parts(a.shape[0], a[slices[0]].size * len(slices)) < 2:
-        return _max_scan_rows(a, slices, want_arg)
     shape = a[slices[0]].shape
+    work = math.prod(shape) * len(slices)
+    if a.ndim == n or P.pieces_parts(a.shape[0], work) < 2:
+        return _max_scan_rows(a, slices, want_arg)
     out = xp.empty(shape, a.dtype)
     arg = xp.empty(shape, _arg_dtype(len(slices))) if want_arg else None
 
@@ -77,7 +78,7 @@ def _max_scan(a, slices, want_arg, n):
         out[lo:hi] = o
         if want_arg:
             arg[lo:hi] = g
-    P.pieces(rows, shape[0], a[slices[0]].size * len(slices))
+    P.pieces(rows, shape[0], work)
     return out, arg
 
 
