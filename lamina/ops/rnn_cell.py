@@ -27,17 +27,19 @@ from .stacked_grad import SharedRows, StackedParamGrad
 
 
 # ---------------------------------------------------------------- lazy gradients
-def _param_grads(gs, a_x, a_h, w_ih, w_hh, b_ih, b_hh, sh=None, sh_h=None):
+def _param_grads(gs, a_x, a_h, w_ih, w_hh, b_ih, b_hh, sh=None, sh_h=None, fm=False):
     """Lazy gradients for (weight_ih, weight_hh, bias_ih, bias_hh) from gate gradient(s)
-    ``gs`` = (dG for the ih side, dG for the hh side)."""
+    ``gs`` = (dG for the ih side, dG for the hh side), (B, G) each, or (G, B) with
+    ``fm`` (feature-major)."""
     gi, gh = gs
     sh = SharedRows() if sh is None else sh
     sh_h = sh if gh is gi else (SharedRows() if sh_h is None else sh_h)
     dt = gi.dtype
-    return (StackedParamGrad(sh, [gi], [a_x], w_ih.data.shape, dt) if w_ih is not None else None,
-            StackedParamGrad(sh_h, [gh], [a_h], w_hh.data.shape, dt) if w_hh is not None else None,
-            StackedParamGrad(sh, [gi], None, b_ih.data.shape, dt) if b_ih is not None else None,
-            StackedParamGrad(sh_h, [gh], None, b_hh.data.shape, dt) if b_hh is not None else None)
+    S = StackedParamGrad
+    return (S(sh, [gi], [a_x], w_ih.data.shape, dt, fm) if w_ih is not None else None,
+            S(sh_h, [gh], [a_h], w_hh.data.shape, dt, fm) if w_hh is not None else None,
+            S(sh, [gi], None, b_ih.data.shape, dt, fm) if b_ih is not None else None,
+            S(sh_h, [gh], None, b_hh.data.shape, dt, fm) if b_hh is not None else None)
 
 
 class _StateGrad(LazyGrad):
@@ -230,8 +232,8 @@ def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih=None, bias_hh=None, name="l
 
     Forward and backward are computed feature-major (gates (4H, B), see
     :func:`_gates_fm`); h' and c' are (B, H) views of (H, B) arrays, so the next step's
-    W_hh @ h'^T reads them contiguously. Only the gate gradient handed to the stacked
-    weight gradients is turned batch-major.
+    W_hh @ h'^T reads them contiguously. The gate gradient goes to the stacked weight
+    gradients feature-major too (``fm``), untransposed.
     """
     xd, hd, cd = x.data, _data(h), _data(c)
     wi, wh = weight_ih.data, weight_hh.data
@@ -291,10 +293,9 @@ def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih=None, bias_hh=None, name="l
                     dx = _mm(_transposed(wi), daT).T
                 elif gh:
                     dhp = _mm(_transposed(wh), daT).T
-                da = xp.ascontiguousarray(daT.T)  # (B, 4H) rows for the weight gradients
-                ha = hd if hd is not None else xp.zeros((xd.shape[0], H), dtype=da.dtype)
+                ha = hd if hd is not None else xp.zeros((xd.shape[0], H), dtype=daT.dtype)
                 dcp = (dc * f).T if gc else None
-                return (dx, dhp, dcp) + _param_grads((da, da), xd, ha, *pw)
+                return (dx, dhp, dcp) + _param_grads((daT, daT), xd, ha, *pw, fm=True)
             return _split_state(hc, (x if gx else None, h if gh else None,
                                      c if gc else None) + pw, backward)
     return plain(hc[0]), plain(hc[1])

@@ -337,6 +337,28 @@ def test_grads_accumulate_over_backward_calls_and_mixed_uses():
                                    rtol=1e-8, atol=1e-10, err_msg=name)
 
 
+def test_weight_shared_by_lstm_cell_and_linear():
+    """The LSTM cell's lazy weight gradients are feature-major (gates, batch) pieces,
+    Linear's batch-major: one weight and bias used by both, over several steps, must
+    still sum to PyTorch's gradients."""
+    cell, t = _torch_pair("lstm")
+    cell.double()
+    t.double()
+    rng = np.random.default_rng(3)
+    xs = [rng.standard_normal((3, 5)) for _ in range(3)]
+    side = rng.standard_normal((4, 5))
+    lf, tf = lamina.nn.functional.linear, torch.nn.functional.linear
+    ll = _seq_loss(cell, xs, lamina.tensor) + \
+        (lf(lamina.tensor(side), cell.weight_ih, cell.bias_ih) ** 2).sum()
+    tl = _seq_loss(t, xs, torch.tensor) + \
+        (tf(torch.tensor(side), t.weight_ih, t.bias_ih) ** 2).sum()
+    ll.backward()
+    tl.backward()
+    for name, p in t.named_parameters():
+        np.testing.assert_allclose(getattr(cell, name).grad.numpy(), p.grad.numpy(),
+                                   rtol=1e-8, atol=1e-10, err_msg=name)
+
+
 def test_autograd_grad_and_no_grad():
     cell, t = _torch_pair("gru")
     x = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
