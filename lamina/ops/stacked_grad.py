@@ -18,13 +18,13 @@ MAX_STACKED_ROWS = 1024
 
 class SharedRows:
     """What the lazy gradients of one op's parameters share (a weight and its bias): the
-    concatenation of the output gradients over uses (and its sums over rows), computed once
-    for all of them."""
+    concatenation of the output gradients over uses (and its sum over rows, the bias
+    gradient), computed once for all of them."""
 
-    __slots__ = ("key", "cat", "colsum")
+    __slots__ = ("key", "cat", "bias_sum")
 
     def __init__(self):
-        self.key = self.cat = self.colsum = None
+        self.key = self.cat = self.bias_sum = None
 
 
 class StackedParamGrad(LazyGrad):
@@ -45,12 +45,12 @@ class StackedParamGrad(LazyGrad):
         self.fm = fm
 
     def __add__(self, other):
-        r = 1 if self.fm else 0
+        rows = 1 if self.fm else 0
         if other.__class__ is StackedParamGrad and (other.as_ is None) == (self.as_ is None) \
                 and other.fm is self.fm \
                 and other.shape == self.shape and other.dtype == self.dtype \
-                and self.gs[-1].shape[r] <= MAX_STACKED_ROWS \
-                and other.gs[0].shape[r] <= MAX_STACKED_ROWS:
+                and self.gs[-1].shape[rows] <= MAX_STACKED_ROWS \
+                and other.gs[0].shape[rows] <= MAX_STACKED_ROWS:
             self.gs += other.gs  # the engine owns both; extending in place is safe
             if self.as_ is not None:
                 self.as_ += other.as_
@@ -69,7 +69,7 @@ class StackedParamGrad(LazyGrad):
         if key is not None and len(key) == len(gs) and all(a is b for a, b in zip(key, gs)):
             return sh.cat
         cat = B.xp.concatenate(gs, axis=1 if self.fm else 0)
-        sh.key, sh.cat, sh.colsum = list(gs), cat, None
+        sh.key, sh.cat, sh.bias_sum = list(gs), cat, None
         return cat
 
     def write_into(self, out):
@@ -79,9 +79,9 @@ class StackedParamGrad(LazyGrad):
         if self.as_ is None:
             sh = self.sh
             if len(self.gs) > 1 and sh.cat is g:
-                if sh.colsum is None:
-                    sh.colsum = g.sum(rows)
-                out[...] = sh.colsum
+                if sh.bias_sum is None:
+                    sh.bias_sum = g.sum(rows)
+                out[...] = sh.bias_sum
             else:
                 xp.sum(g, axis=rows, out=out)
             return
